@@ -1,0 +1,27 @@
+from .events import AuditEvent
+from .issuers import KeySource, Provider, TrustedIssuer
+from .publishers import (
+    ActiveStatePublisher,
+    GitHubPublisher,
+    GitLabPublisher,
+    GooglePublisher,
+    Publisher,
+    PublisherProject,
+)
+from .replay import UsedIdentityToken
+from .tokens import IssuedToken
+
+__all__ = [
+    "ActiveStatePublisher",
+    "AuditEvent",
+    "GitHubPublisher",
+    "GitLabPublisher",
+    "GooglePublisher",
+    "IssuedToken",
+    "KeySource",
+    "Provider",
+    "Publisher",
+    "PublisherProject",
+    "TrustedIssuer",
+    "UsedIdentityToken",
+]

@@ -1,0 +1,62 @@
+"""The audit trail: every exchange, upload authorisation and revocation, with no secrets."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class AuditEvent(models.Model):
+    class Kind(models.TextChoices):
+        TOKEN_MINTED = "token.minted", _("token minted")
+        EXCHANGE_FAILED = "exchange.failed", _("exchange refused")
+        UPLOAD_AUTHORISED = "upload.authorised", _("upload authorised")
+        UPLOAD_DENIED = "upload.denied", _("upload refused")
+        TOKEN_REVOKED = "token.revoked", _("token revoked")
+        TOKEN_BURNED = "token.burned", _("token burned by client")
+        PUBLISHER_REIFIED = "publisher.reified", _("pending publisher created project")
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", _("success")
+        FAILURE = "failure", _("failure")
+
+    created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+    kind = models.CharField(_("event"), max_length=32, choices=Kind.choices)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    error_code = models.CharField(_("error code"), max_length=64, blank=True, db_index=True)
+    message = models.TextField(_("message"), blank=True)
+    issuer_url = models.CharField(_("issuer"), max_length=400, blank=True)
+    publisher = models.ForeignKey(
+        "trusted_publishing.Publisher",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    publisher_label = models.CharField(_("publisher"), max_length=400, blank=True)
+    token = models.ForeignKey(
+        "trusted_publishing.IssuedToken",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    projects = models.JSONField(_("projects"), default=list, blank=True)
+    claims = models.JSONField(_("claims"), default=dict, blank=True)
+    remote_addr = models.GenericIPAddressField(_("client address"), null=True, blank=True)
+    actor = models.CharField(_("actor"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["kind", "created_at"], name="tp_event_kind_time"),
+            models.Index(fields=["outcome", "created_at"], name="tp_event_outcome_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
