@@ -76,8 +76,10 @@ def forget_publisher_tokens(publisher_id: int | None) -> None:
 
     if publisher_id is None:
         return
-    digests = IssuedToken.objects.filter(publisher_id=publisher_id).live().values_list(
-        "digest", flat=True
+    digests = (
+        IssuedToken.objects.filter(publisher_id=publisher_id)
+        .live()
+        .values_list("digest", flat=True)
     )
     keys = [token_key(d) for d in digests]
     if keys:

@@ -193,8 +193,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
 
-    for name in ("JWKS_FETCH_TIMEOUT", "JWKS_MAX_BYTES", "JWKS_REFRESH_COOLDOWN", "JWKS_MAX_AGE",
-                 "MAX_REQUEST_BYTES"):
+    for name in (
+        "JWKS_FETCH_TIMEOUT",
+        "JWKS_MAX_BYTES",
+        "JWKS_REFRESH_COOLDOWN",
+        "JWKS_MAX_AGE",
+        "MAX_REQUEST_BYTES",
+    ):
         value = _get(name)
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             messages.append(

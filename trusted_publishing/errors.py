@@ -43,8 +43,8 @@ ERRORS: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.INVALID_PAYLOAD: ErrorSpec(
         422,
         "Malformed request",
-        "Send a JSON object {\"token\": \"<OIDC JWT>\"} with optional \"features\" and "
-        "\"packages\" lists of strings.",
+        'Send a JSON object {"token": "<OIDC JWT>"} with optional "features" and '
+        '"packages" lists of strings.',
     ),
     ErrorCode.INVALID_TOKEN: ErrorSpec(
         422,

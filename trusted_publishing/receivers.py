@@ -36,7 +36,9 @@ def _publisher_changed(sender: Any, instance: Publisher, **kwargs: Any) -> None:
 
 for _model in (Publisher, GitHubPublisher, GitLabPublisher, GooglePublisher, ActiveStatePublisher):
     post_save.connect(_publisher_changed, sender=_model, dispatch_uid=f"tp-pub-{_model.__name__}")
-    post_delete.connect(_publisher_changed, sender=_model, dispatch_uid=f"tp-pubd-{_model.__name__}")
+    post_delete.connect(
+        _publisher_changed, sender=_model, dispatch_uid=f"tp-pubd-{_model.__name__}"
+    )
 
 
 @receiver([post_save, post_delete], sender=PublisherProject)

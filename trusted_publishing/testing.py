@@ -24,8 +24,9 @@ class TestIssuer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, url: str = "https://issuer.test", *, kid: str | None = None,
-                 key_size: int = 2048) -> None:
+    def __init__(
+        self, url: str = "https://issuer.test", *, kid: str | None = None, key_size: int = 2048
+    ) -> None:
         self.url = url
         self.kid = kid or uuid.uuid4().hex[:16]
         self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
@@ -66,14 +67,20 @@ class TestIssuer:
         }
 
     # --- tokens ----------------------------------------------------------------------------
-    def sign(self, claims: dict[str, Any], *, headers: dict[str, Any] | None = None,
-             kid: str | None = None) -> str:
+    def sign(
+        self,
+        claims: dict[str, Any],
+        *,
+        headers: dict[str, Any] | None = None,
+        kid: str | None = None,
+    ) -> str:
         hdrs = {"kid": kid if kid is not None else self.kid, "typ": "JWT"}
         hdrs.update(headers or {})
         return jwt.encode(claims, self.private_key, algorithm="RS256", headers=hdrs)
 
-    def base_claims(self, *, audience: str | None = None, lifetime: int = 300,
-                    **extra: Any) -> dict[str, Any]:
+    def base_claims(
+        self, *, audience: str | None = None, lifetime: int = 300, **extra: Any
+    ) -> dict[str, Any]:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.url,
@@ -86,10 +93,18 @@ class TestIssuer:
         claims.update(extra)
         return claims
 
-    def github_claims(self, repository: str = "acme/widgets", workflow: str = "release.yml",
-                      *, ref: str = "refs/tags/v1.0.0", environment: str | None = None,
-                      owner_id: str = "1001", repository_id: str = "2002",
-                      event_name: str = "push", **extra: Any) -> dict[str, Any]:
+    def github_claims(
+        self,
+        repository: str = "acme/widgets",
+        workflow: str = "release.yml",
+        *,
+        ref: str = "refs/tags/v1.0.0",
+        environment: str | None = None,
+        owner_id: str = "1001",
+        repository_id: str = "2002",
+        event_name: str = "push",
+        **extra: Any,
+    ) -> dict[str, Any]:
         owner = repository.split("/", 1)[0]
         workflow_ref = f"{repository}/.github/workflows/{workflow}@{ref}"
         sha = "714a629c0b401fdce83e847fc9589983fc6f46bc"
@@ -122,10 +137,17 @@ class TestIssuer:
         claims.update(extra)
         return claims
 
-    def gitlab_claims(self, project_path: str = "acme/widgets",
-                      ci_config: str = ".gitlab-ci.yml", *, ref_path: str = "refs/tags/v1.0.0",
-                      environment: str | None = None, namespace_id: str = "72",
-                      project_id: str = "20", **extra: Any) -> dict[str, Any]:
+    def gitlab_claims(
+        self,
+        project_path: str = "acme/widgets",
+        ci_config: str = ".gitlab-ci.yml",
+        *,
+        ref_path: str = "refs/tags/v1.0.0",
+        environment: str | None = None,
+        namespace_id: str = "72",
+        project_id: str = "20",
+        **extra: Any,
+    ) -> dict[str, Any]:
         host = self.url.split("://", 1)[-1].rstrip("/")
         namespace = project_path.rsplit("/", 1)[0]
         ref = ref_path.rsplit("/", 1)[-1]
@@ -162,17 +184,26 @@ class TestIssuer:
         claims.update(extra)
         return claims
 
-    def google_claims(self, email: str = "release@acme-ci.iam.gserviceaccount.com", *,
-                      sub: str = "111122223333444455556", **extra: Any) -> dict[str, Any]:
-        claims = self.base_claims(
-            lifetime=3600, email=email, email_verified=True, sub=sub, azp=sub
-        )
+    def google_claims(
+        self,
+        email: str = "release@acme-ci.iam.gserviceaccount.com",
+        *,
+        sub: str = "111122223333444455556",
+        **extra: Any,
+    ) -> dict[str, Any]:
+        claims = self.base_claims(lifetime=3600, email=email, email_verified=True, sub=sub, azp=sub)
         claims.pop("jti")  # Google ID tokens carry no jti
         claims.update(extra)
         return claims
 
-    def activestate_claims(self, organization: str = "acme", project: str = "widgets", *,
-                           actor_id: str = "a1b2c3", **extra: Any) -> dict[str, Any]:
+    def activestate_claims(
+        self,
+        organization: str = "acme",
+        project: str = "widgets",
+        *,
+        actor_id: str = "a1b2c3",
+        **extra: Any,
+    ) -> dict[str, Any]:
         claims = self.base_claims(
             sub=f"org:{organization}:project:{project}",
             organization=organization,

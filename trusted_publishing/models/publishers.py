@@ -19,7 +19,9 @@ from .issuers import Provider, TrustedIssuer
 
 
 class Publisher(models.Model):
-    provider = models.CharField(_("provider"), max_length=32, choices=Provider.choices, editable=False)
+    provider = models.CharField(
+        _("provider"), max_length=32, choices=Provider.choices, editable=False
+    )
     issuer = models.ForeignKey(
         TrustedIssuer, on_delete=models.PROTECT, related_name="publishers", verbose_name=_("issuer")
     )
@@ -51,7 +53,7 @@ class Publisher(models.Model):
 
     def __str__(self) -> str:
         specific = self.specific
-        if specific is not self:
+        if type(specific) is not Publisher:
             return specific.describe()
         return f"{self.get_provider_display()} publisher #{self.pk}"
 
@@ -118,7 +120,9 @@ class PublisherProject(models.Model):
         verbose_name = _("publisher project")
         verbose_name_plural = _("publisher projects")
         constraints = [
-            models.UniqueConstraint(fields=["publisher", "name"], name="tp_publisher_project_unique")
+            models.UniqueConstraint(
+                fields=["publisher", "name"], name="tp_publisher_project_unique"
+            )
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,453 @@
+"""The token exchange: a verified identity token in, a short-lived upload token out.
+
+Flow (network first, then one short transaction):
+
+1. verify the JWT (verification.py: issuer allowlist, key, signature, standard claims);
+2. check the provider's required claims, find candidate publishers for the token's subject
+   (one indexed query) and keep the most specific one whose claim rules all pass;
+3. in one transaction: create the project of a pending publisher, record the identity token as
+   used (a unique insert, so concurrent replays lose), bind immutable ids, store the minted
+   token's digest and write the audit event.
+
+Any failure rolls the transaction back, so nothing is half-written, and is recorded as an
+``exchange.failed`` audit event afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from . import signals
+from .conf import tp_settings
+from .errors import ErrorCode, TrustedPublishingError
+from .integration import get_integration
+from .models import AuditEvent, IssuedToken, Publisher, PublisherProject, UsedIdentityToken
+from .names import normalize_project_name
+from .providers import ClaimMismatch, get_rules
+from .providers.base import safe_claims
+from .verification import verify_identity_token
+
+logger = logging.getLogger("trusted_publishing.exchange")
+
+FEATURES = ("single-use-token", "multi-use-token")
+#: Kept past the identity token's expiry so a replay can never outlive its record.
+REPLAY_MARGIN = 5
+MAX_PACKAGES = 100
+LAST_USED_RESOLUTION = 60
+
+
+@dataclass(frozen=True)
+class MintResult:
+    token: str
+    expires: int
+    issued: IssuedToken
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_token() -> str:
+    # 32 random bytes = 256 bits, URL-safe, behind a recognisable prefix for secret scanners.
+    return f"{tp_settings.TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
+
+
+def _client_address(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    try:
+        return get_integration().client_address(request)
+    except Exception:  # an integration bug must not break the audit trail
+        return None
+
+
+# --- request validation -----------------------------------------------------------------------
+def _parse_features(features: Any) -> bool:
+    """Return True for a single-use token."""
+    if features is None:
+        return tp_settings.DEFAULT_FEATURE == "single-use-token"
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise TrustedPublishingError(
+            ErrorCode.INVALID_PAYLOAD, "'features' must be a list of strings"
+        )
+    unknown = sorted({f for f in features if f not in FEATURES})
+    if unknown:
+        raise TrustedPublishingError(
+            ErrorCode.UNSUPPORTED_FEATURE,
+            f"unsupported feature(s) {', '.join(repr(u[:50]) for u in unknown[:5])}; this index "
+            f"supports {', '.join(FEATURES)}",
+        )
+    if "single-use-token" in features and "multi-use-token" in features:
+        raise TrustedPublishingError(
+            ErrorCode.UNSUPPORTED_FEATURE,
+            "'single-use-token' and 'multi-use-token' cannot be requested together",
+        )
+    if not features:
+        return tp_settings.DEFAULT_FEATURE == "single-use-token"
+    return "single-use-token" in features
+
+
+def _parse_packages(packages: Any) -> list[str] | None:
+    if packages is None:
+        return None
+    if (
+        not isinstance(packages, list)
+        or not packages
+        or len(packages) > MAX_PACKAGES
+        or not all(isinstance(p, str) and 0 < len(p) <= 200 for p in packages)
+    ):
+        raise TrustedPublishingError(
+            ErrorCode.INVALID_PAYLOAD,
+            f"'packages' must be a non-empty list of at most {MAX_PACKAGES} project names",
+        )
+    return sorted({normalize_project_name(p) for p in packages})
+
+
+# --- publisher matching -----------------------------------------------------------------------
+def find_publisher(issuer: dict[str, Any], claims: dict[str, Any]) -> tuple[Publisher, list[str]]:
+    """The most specific enabled publisher whose rules all accept ``claims``, and its projects."""
+    rules = get_rules(issuer["provider"])
+    missing = rules.missing_claims(claims)
+    if missing:
+        raise TrustedPublishingError(
+            ErrorCode.INVALID_PUBLISHER,
+            f"token lacks claim(s) required for {issuer['provider']}: {', '.join(missing)}",
+            claims=claims,
+            issuer_url=issuer["url"],
+        )
+    subject = rules.subject(claims)
+    # One indexed query returns the candidate publishers (provider row included) with their
+    # projects; a publisher without projects could not mint anyway.
+    child = rules.model._meta.model_name
+    rows = PublisherProject.objects.filter(
+        publisher__issuer_id=issuer["pk"], publisher__subject=subject, publisher__enabled=True
+    ).select_related(f"publisher__{child}")
+    candidates: dict[int, tuple[Publisher, list[str]]] = {}
+    for row in rows:
+        specific = getattr(row.publisher, child, None)
+        if specific is None:
+            continue
+        candidates.setdefault(row.publisher_id, (specific, []))[1].append(row.name)
+    ordered = sorted(candidates.values(), key=lambda c: rules.specificity(c[0]), reverse=True)
+    reasons: list[str] = []
+    for candidate, projects in ordered:
+        try:
+            rules.verify(candidate, claims, issuer)
+        except ClaimMismatch as exc:
+            reasons.append(exc.message)
+            continue
+        return candidate, sorted(projects)
+    if reasons:
+        detail = "; ".join(dict.fromkeys(reasons))
+        description = f"valid token, but no publisher for {subject!r} accepts it: {detail}"
+    else:
+        description = (
+            f"valid token, but no trusted publisher is registered for {subject!r} with issuer "
+            f"{issuer['url']!r}"
+        )
+    raise TrustedPublishingError(
+        ErrorCode.INVALID_PUBLISHER, description, claims=claims, issuer_url=issuer["url"]
+    )
+
+
+def replay_key(issuer_url: str, claims: dict[str, Any], raw_token: str) -> str:
+    jti = claims.get("jti")
+    material = f"jti\x00{jti}" if isinstance(jti, str) and jti else f"tok\x00{raw_token}"
+    return hashlib.sha256(f"{issuer_url}\x00{material}".encode()).hexdigest()
+
+
+# --- the exchange ----------------------------------------------------------------------------
+def exchange(
+    raw_token: Any,
+    *,
+    features: Any = None,
+    packages: Any = None,
+    request: HttpRequest | None = None,
+) -> MintResult:
+    """Exchange an identity token for an upload token. Raises TrustedPublishingError."""
+    issuer_url = ""
+    verified_claims: dict[str, Any] = {}
+    publisher: Publisher | None = None
+    try:
+        if not tp_settings.ENABLED:
+            raise TrustedPublishingError(
+                ErrorCode.NOT_ENABLED, "trusted publishing is not enabled on this index"
+            )
+        single_use = _parse_features(features)
+        requested = _parse_packages(packages)
+        verified = verify_identity_token(raw_token)
+        issuer, claims = verified.issuer, verified.claims
+        issuer_url, verified_claims = issuer["url"], claims
+        publisher, projects = find_publisher(issuer, claims)
+        result = _mint(
+            publisher, projects, issuer, claims, raw_token, single_use, requested, request
+        )
+    except TrustedPublishingError as exc:
+        exc.issuer_url = exc.issuer_url or issuer_url
+        exc.claims = exc.claims or verified_claims
+        exc.publisher = exc.publisher or publisher
+        record_failure(exc, request)
+        raise
+    return result
+
+
+def _mint(
+    publisher: Publisher,
+    projects: list[str],
+    issuer: dict[str, Any],
+    claims: dict[str, Any],
+    raw_token: str,
+    single_use: bool,
+    requested: list[str] | None,
+    request: HttpRequest | None,
+) -> MintResult:
+    rules = get_rules(issuer["provider"])
+    if requested is not None:
+        outside = [p for p in requested if p not in projects]
+        if outside:
+            raise TrustedPublishingError(
+                ErrorCode.PACKAGE_NOT_AUTHORISED,
+                f"publisher {publisher.describe()!r} may not publish {', '.join(outside)}",
+                publisher=publisher,
+            )
+        projects = requested
+    if not projects:
+        raise TrustedPublishingError(
+            ErrorCode.INVALID_PUBLISHER,
+            f"publisher {publisher.describe()!r} is not registered for any project",
+            publisher=publisher,
+        )
+
+    now = timezone.now()
+    leeway = int(tp_settings.JWT_LEEWAY)
+    exp = claims["exp"]
+    replay_until = (
+        datetime.fromtimestamp(int(exp) + leeway + REPLAY_MARGIN, tz=UTC)
+        if isinstance(exp, int | float)
+        else now + timedelta(hours=6)
+    )
+    key = replay_key(issuer["url"], claims, raw_token)
+    token = new_token()
+    lifetime = int(tp_settings.TOKEN_LIFETIME)
+    expires_at = now + timedelta(seconds=lifetime)
+    snapshot = rules.snapshot(claims)
+    reified: list[str] = []
+
+    try:
+        with transaction.atomic():
+            # First write: a concurrent exchange of the same identity token blocks here and then
+            # fails on the unique key, after this transaction commits.
+            UsedIdentityToken.objects.create(
+                key=key, issuer_url=issuer["url"], expires_at=replay_until
+            )
+            if publisher.is_pending:
+                reified = _reify(publisher, issuer["url"])
+            bindings = rules.bindings(publisher, claims)
+            if bindings:
+                type(publisher).objects.filter(pk=publisher.pk).update(**bindings)
+            # Minute resolution is enough for "last used" and saves a write per mint in storms.
+            last = publisher.last_used_at
+            if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION:
+                Publisher.objects.filter(pk=publisher.pk).update(last_used_at=now)
+            issued = IssuedToken.objects.create(
+                digest=hash_token(token),
+                publisher=publisher,
+                projects=projects,
+                single_use=single_use,
+                created_at=now,
+                expires_at=expires_at,
+                issuer_url=issuer["url"],
+                subject=rules.subject(claims)[:400],
+                run_id=rules.run_id(claims),
+                claims=snapshot,
+            )
+            AuditEvent.objects.create(
+                created_at=now,
+                kind=AuditEvent.Kind.TOKEN_MINTED,
+                outcome=AuditEvent.Outcome.SUCCESS,
+                message=f"{'single' if single_use else 'multi'}-use token for "
+                f"{', '.join(projects)}, valid {lifetime} s",
+                issuer_url=issuer["url"],
+                publisher=publisher,
+                publisher_label=publisher.describe()[:400],
+                token=issued,
+                projects=projects,
+                claims=snapshot,
+                remote_addr=_client_address(request),
+            )
+    except IntegrityError:
+        if UsedIdentityToken.objects.filter(pk=key).exists():
+            raise TrustedPublishingError(
+                ErrorCode.INVALID_REUSE_TOKEN,
+                "this identity token was already exchanged; request a new one",
+                publisher=publisher,
+            ) from None
+        raise
+
+    def _notify() -> None:
+        if reified:
+            signals.publisher_reified.send(sender=Publisher, publisher=publisher, projects=reified)
+        signals.token_minted.send(
+            sender=IssuedToken, token=issued, publisher=publisher, claims=snapshot, request=request
+        )
+
+    transaction.on_commit(_notify)
+    logger.info(
+        "minted token #%s for publisher #%s (%s) projects=%s",
+        issued.pk,
+        publisher.pk,
+        publisher.describe(),
+        ",".join(projects),
+    )
+    return MintResult(token=token, expires=int(expires_at.timestamp()), issued=issued)
+
+
+def _reify(publisher: Publisher, issuer_url: str) -> list[str]:
+    """First exchange of a pending publisher: create its projects, make it ordinary."""
+    if publisher.pending_expired:
+        raise TrustedPublishingError(
+            ErrorCode.INVALID_PENDING_PUBLISHER,
+            "this pending publisher has expired; ask an operator to register it again",
+            publisher=publisher,
+        )
+    integration = get_integration()
+    names = publisher.project_names()
+    for name in names:
+        if integration.project_exists(name):
+            raise TrustedPublishingError(
+                ErrorCode.INVALID_PENDING_PUBLISHER,
+                f"valid token, but project {name!r} already exists; a pending publisher cannot "
+                "take over an existing project",
+                publisher=publisher,
+            )
+        try:
+            integration.create_project(name, publisher)
+        except ValueError as exc:
+            raise TrustedPublishingError(
+                ErrorCode.INVALID_PENDING_PUBLISHER,
+                f"project {name!r} could not be created: {exc}",
+                publisher=publisher,
+            ) from None
+    Publisher.objects.filter(pk=publisher.pk).update(pending_expires_at=None)
+    publisher.pending_expires_at = None
+    AuditEvent.objects.create(
+        kind=AuditEvent.Kind.PUBLISHER_REIFIED,
+        outcome=AuditEvent.Outcome.SUCCESS,
+        message=f"pending publisher created project(s) {', '.join(names)}",
+        issuer_url=issuer_url,
+        publisher=publisher,
+        publisher_label=publisher.describe()[:400],
+        projects=names,
+    )
+    return names
+
+
+# --- audit of failures --------------------------------------------------------------------------
+AUDITED_CLAIMS = (
+    "iss",
+    "aud",
+    "sub",
+    "repository",
+    "repository_owner",
+    "repository_owner_id",
+    "repository_id",
+    "workflow_ref",
+    "job_workflow_ref",
+    "ref",
+    "sha",
+    "environment",
+    "event_name",
+    "run_id",
+    "actor",
+    "project_path",
+    "namespace_id",
+    "project_id",
+    "ci_config_ref_uri",
+    "ref_path",
+    "pipeline_id",
+    "email",
+    "organization",
+    "project",
+    "actor_id",
+)
+
+
+def record_failure(exc: TrustedPublishingError, request: HttpRequest | None) -> None:
+    claims = safe_claims(exc.claims, AUDITED_CLAIMS) if exc.claims else {}
+    publisher = exc.publisher if isinstance(exc.publisher, Publisher) else None
+    try:
+        AuditEvent.objects.create(
+            kind=AuditEvent.Kind.EXCHANGE_FAILED,
+            outcome=AuditEvent.Outcome.FAILURE,
+            error_code=exc.code.value,
+            message=exc.description[:2000],
+            issuer_url=exc.issuer_url[:400],
+            publisher=publisher,
+            publisher_label=publisher.describe()[:400] if publisher else "",
+            claims=claims,
+            remote_addr=_client_address(request),
+        )
+    except Exception:  # the audit trail must never turn a 4xx into a 500
+        logger.exception("could not record a failed exchange")
+    logger.info("exchange refused: %s: %s", exc.code.value, exc.description)
+    signals.exchange_failed.send(
+        sender=TrustedPublishingError,
+        code=exc.code.value,
+        description=exc.description,
+        issuer_url=exc.issuer_url,
+        claims=claims,
+        request=request,
+    )
+
+
+# --- revocation ---------------------------------------------------------------------------------
+def revoke_token(
+    token: IssuedToken, actor: str, reason: str, *, kind: str = AuditEvent.Kind.TOKEN_REVOKED
+) -> bool:
+    """Revoke ``token`` now. Returns False if it was already revoked."""
+    now = timezone.now()
+    changed = IssuedToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_reason=reason[:200]
+    )
+    if not changed:
+        return False
+    token.revoked_at, token.revoked_reason = now, reason[:200]
+    from .cache import forget_token
+
+    forget_token(token.digest)
+    AuditEvent.objects.create(
+        kind=kind,
+        outcome=AuditEvent.Outcome.SUCCESS,
+        message=reason[:2000],
+        issuer_url=token.issuer_url,
+        publisher_id=token.publisher_id,
+        token=token,
+        projects=token.projects,
+        actor=actor[:200],
+    )
+    signals.token_revoked.send(sender=IssuedToken, token=token, actor=actor, reason=reason)
+    return True
+
+
+def burn_token(raw: Any, request: HttpRequest | None = None) -> bool:
+    """A client's "I'm done with this token" call. Never reveals whether the token existed."""
+    if not isinstance(raw, str) or not raw.startswith(tp_settings.TOKEN_PREFIX) or len(raw) > 512:
+        return False
+    token = IssuedToken.objects.filter(digest=hash_token(raw)).live().first()
+    if token is None:
+        return False
+    return revoke_token(
+        token,
+        actor="client",
+        reason="burned by the client after use",
+        kind=AuditEvent.Kind.TOKEN_BURNED,
+    )

@@ -1,0 +1,133 @@
+"""GitLab CI/CD claim rules (gitlab.com or a self-managed instance registered as an issuer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import GitLabPublisher, Provider
+from .base import ClaimMismatch, ProviderRules, bind_or_compare, claim_str
+
+
+def _issuer_host(issuer: dict) -> str:
+    return issuer["url"].split("://", 1)[-1].rstrip("/")
+
+
+def check_project_path(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+    project_path = claim_str(claims, "project_path")
+    if project_path.lower() != publisher.project_path.lower():
+        raise ClaimMismatch(
+            "project_path", f"project path {project_path!r} is not {publisher.project_path!r}"
+        )
+
+
+def check_sub(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+    # Only the `project_path:<path>` prefix is stable: projects may customise the rest.
+    sub = claim_str(claims, "sub")
+    prefix = ":".join(sub.split(":")[:2])
+    if prefix.lower() != f"project_path:{publisher.project_path}".lower():
+        raise ClaimMismatch("sub", f"subject does not name project {publisher.project_path!r}")
+
+
+def check_ci_config(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+    """`ci_config_ref_uri` is `<host>/<project path>//<config file>@<ref_path or sha>`; the host
+    must be the issuer's own (the config may otherwise come from a remote URL)."""
+    uri = claim_str(claims, "ci_config_ref_uri")
+    location, sep, at = uri.rpartition("@")
+    expected = f"{_issuer_host(issuer)}/{publisher.project_path}//{publisher.workflow_filepath}"
+    _head, _, filepath = location.partition("//")
+    if not sep or location.lower() != expected.lower() or filepath != publisher.workflow_filepath:
+        raise ClaimMismatch("ci_config_ref_uri", f"CI config {uri!r} is not {expected!r}")
+    ref_path = claim_str(claims, "ref_path")
+    sha = claim_str(claims, "sha")
+    if not ref_path or not sha or at not in (ref_path, sha):
+        raise ClaimMismatch(
+            "ci_config_ref_uri", "CI config ref does not match the pipeline's 'ref_path' or 'sha'"
+        )
+
+
+def check_namespace_id(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+    bind_or_compare(publisher, "namespace_id", claims, "namespace_id")
+
+
+def check_project_id(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+    bind_or_compare(publisher, "project_id", claims, "project_id")
+
+
+def check_fork_pipeline(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+    # A merge-request pipeline from a fork runs in the parent project: job_project_id then names
+    # the parent while project_id names the fork. Only pipelines of the project itself publish.
+    job_project_id = claims.get("job_project_id")
+    if job_project_id is not None and str(job_project_id) != str(claims.get("project_id")):
+        raise ClaimMismatch(
+            "job_project_id",
+            "pipelines running for another project (fork merge requests) cannot publish",
+        )
+
+
+def check_environment(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+    if not publisher.environment:
+        return
+    environment = claims.get("environment")
+    if not isinstance(environment, str) or not environment:
+        raise ClaimMismatch(
+            "environment",
+            f"this publisher requires the GitLab environment {publisher.environment!r}; the job "
+            "ran in none",
+        )
+    if environment != publisher.environment:  # GitLab environments are case-sensitive
+        raise ClaimMismatch(
+            "environment", f"environment {environment!r} is not {publisher.environment!r}"
+        )
+
+
+class GitLabRules(ProviderRules):
+    provider = Provider.GITLAB
+    model = GitLabPublisher
+    requires_jti = True
+    required_claims = (
+        "sub",
+        "project_path",
+        "ci_config_ref_uri",
+        "ref_path",
+        "sha",
+        "namespace_id",
+        "project_id",
+    )
+    checks = (
+        ("project_path", check_project_path),
+        ("sub", check_sub),
+        ("ci_config_ref_uri", check_ci_config),
+        ("namespace_id", check_namespace_id),
+        ("project_id", check_project_id),
+        ("job_project_id", check_fork_pipeline),
+        ("environment", check_environment),
+    )
+    snapshot_claims = (
+        "project_path",
+        "namespace_id",
+        "project_id",
+        "ref_path",
+        "sha",
+        "ci_config_ref_uri",
+        "environment",
+        "pipeline_id",
+        "pipeline_source",
+        "job_id",
+        "user_login",
+        "runner_environment",
+    )
+    run_id_claim = "pipeline_id"
+
+    def subject(self, claims: dict[str, Any]) -> str:
+        return str(claims.get("project_path", "")).lower()
+
+    def specificity(self, publisher: GitLabPublisher) -> int:
+        return 1 if publisher.environment else 0
+
+    def bindings(self, publisher: GitLabPublisher, claims: dict[str, Any]) -> dict[str, str]:
+        out = {}
+        if not publisher.namespace_id:
+            out["namespace_id"] = claims["namespace_id"]
+        if not publisher.project_id:
+            out["project_id"] = claims["project_id"]
+        return out

@@ -1,0 +1,228 @@
+"""HTTP endpoints: PEP 807 discovery, audience, mint-token (plus PyPI's legacy alias), burn-token.
+
+All are CSRF-exempt, unauthenticated JSON endpoints. Mint and burn read the raw body as JSON
+whatever the ``Content-Type`` (older uv sent none; curl recipes send form encoding). Every error
+is one envelope that today's clients parse (``message`` + ``errors[{code, description}]``) and
+that is also an RFC 9457 problem document (``type``, ``title``, ``status``, ``detail``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils.cache import patch_cache_control
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from .conf import tp_settings
+from .errors import ErrorCode, TrustedPublishingError
+from .exchange import FEATURES, burn_token, exchange
+from .integration import get_integration
+from .throttling import ExchangeRateThrottle
+
+try:  # Django >= 5.1: stay reachable behind LoginRequiredMiddleware
+    from django.contrib.auth.decorators import login_not_required
+except ImportError:  # pragma: no cover - Django < 5.1 is not supported, kept for safety
+
+    def login_not_required(view):  # type: ignore[no-untyped-def]
+        return view
+
+
+PYTP_MEDIA_TYPE = "application/vnd.pypi.pytp.v1+json"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem_response(
+    code: ErrorCode,
+    detail: str,
+    request: HttpRequest | None = None,
+    *,
+    retry_after: int | None = None,
+) -> JsonResponse:
+    spec = code.spec
+    body = {
+        "type": f"urn:trusted-publishing:error:{code.value}",
+        "title": spec.title,
+        "status": spec.status,
+        "detail": detail,
+        "code": code.value,
+        "message": "Token request failed",
+        "errors": [{"code": code.value, "description": detail}],
+    }
+    if request is not None:
+        body["instance"] = request.path
+    response = JsonResponse(body, status=spec.status, content_type=PROBLEM_MEDIA_TYPE)
+    if retry_after is not None:
+        response["Retry-After"] = str(max(1, int(retry_after)))
+    patch_cache_control(response, no_store=True)
+    return response
+
+
+@method_decorator(login_not_required, name="dispatch")
+class TrustedPublishingView(APIView):
+    """Base: no authentication (so no CSRF), no parsers, our own error envelope."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    parser_classes: list[Any] = []
+
+    def handle_exception(self, exc: Exception) -> HttpResponse:
+        if isinstance(exc, TrustedPublishingError):
+            return problem_response(
+                exc.code, exc.description, self.request, retry_after=exc.retry_after
+            )
+        if isinstance(exc, drf_exceptions.Throttled):
+            wait = int(exc.wait) if exc.wait else 60
+            return problem_response(
+                ErrorCode.RATE_LIMITED,
+                f"too many token requests from this address; retry in {wait} s",
+                self.request,
+                retry_after=wait,
+            )
+        if isinstance(exc, drf_exceptions.MethodNotAllowed):
+            response = problem_response(ErrorCode.INVALID_PAYLOAD, str(exc.detail), self.request)
+            response.status_code = 405
+            return response
+        if isinstance(exc, drf_exceptions.APIException):
+            response = problem_response(ErrorCode.INVALID_PAYLOAD, str(exc.detail), self.request)
+            response.status_code = exc.status_code
+            return response
+        return super().handle_exception(exc)
+
+    def read_json_body(self, request: Request) -> dict[str, Any]:
+        limit = int(tp_settings.MAX_REQUEST_BYTES)
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if not declared.isdigit():
+            raise TrustedPublishingError(ErrorCode.INVALID_PAYLOAD, "invalid Content-Length")
+        if int(declared) > limit:
+            raise TrustedPublishingError(
+                ErrorCode.PAYLOAD_TOO_LARGE, f"request body larger than {limit} bytes"
+            )
+        raw = request._request.read(limit + 1)
+        if len(raw) > limit:
+            raise TrustedPublishingError(
+                ErrorCode.PAYLOAD_TOO_LARGE, f"request body larger than {limit} bytes"
+            )
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise TrustedPublishingError(
+                ErrorCode.INVALID_PAYLOAD, "request body is not valid JSON"
+            ) from None
+        if not isinstance(body, dict):
+            raise TrustedPublishingError(
+                ErrorCode.INVALID_PAYLOAD, "request body must be a JSON object"
+            )
+        return body
+
+
+def _accepts_json(header: str) -> bool:
+    """PEP 807: no Accept means the vendor type; otherwise one of our types must be acceptable."""
+    if not header.strip():
+        return True
+    for item in header.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0 and media.lower() in {PYTP_MEDIA_TYPE, "application/json", "application/*", "*/*"}:
+            return True
+    return False
+
+
+class DiscoveryView(TrustedPublishingView):
+    """``GET /.well-known/pytp?discover=<quote_plus(upload path)>`` (PEP 807)."""
+
+    def get(self, request: Request) -> HttpResponse:
+        if not _accepts_json(request.META.get("HTTP_ACCEPT", "")):
+            return problem_response(
+                ErrorCode.NOT_ACCEPTABLE,
+                f"this endpoint serves {PYTP_MEDIA_TYPE}",
+                request,
+            )
+        # Django already percent-decoded the query string: this is the upload URL's path.
+        path = request.GET.get("discover")
+        if (
+            not tp_settings.ENABLED
+            or not isinstance(path, str)
+            or not path
+            or not get_integration().is_upload_path(path)
+        ):
+            return problem_response(
+                ErrorCode.NOT_FOUND,
+                "this index offers no trusted publishing for that upload path",
+                request,
+            )
+        single = tp_settings.DEFAULT_FEATURE == "single-use-token"
+        document = {
+            "audience-endpoint": request.build_absolute_uri(reverse("trusted_publishing:audience")),
+            "token-mint-endpoint": request.build_absolute_uri(
+                reverse("trusted_publishing:mint-token")
+            ),
+            "features": list(FEATURES),
+            "default-features": ["single-use-token" if single else "multi-use-token"],
+        }
+        wants_vendor = PYTP_MEDIA_TYPE in request.META.get(
+            "HTTP_ACCEPT", ""
+        ) or not request.META.get("HTTP_ACCEPT")
+        return JsonResponse(
+            document, content_type=PYTP_MEDIA_TYPE if wants_vendor else "application/json"
+        )
+
+
+class AudienceView(TrustedPublishingView):
+    """``GET /_/oidc/audience``: the ``aud`` CI jobs must request their identity token for."""
+
+    def get(self, request: Request) -> HttpResponse:
+        if not tp_settings.ENABLED:
+            return problem_response(
+                ErrorCode.NOT_ENABLED, "Trusted publishing functionality not enabled", request
+            )
+        return JsonResponse({"audience": tp_settings.AUDIENCE})
+
+
+@method_decorator(never_cache, name="dispatch")
+class MintTokenView(TrustedPublishingView):
+    """``POST /_/oidc/mint-token``: ``{"token", "features"?, "packages"?}`` -> upload token."""
+
+    throttle_classes = [ExchangeRateThrottle]
+
+    def post(self, request: Request) -> HttpResponse:
+        body = self.read_json_body(request)
+        result = exchange(
+            body.get("token"),
+            features=body.get("features"),
+            packages=body.get("packages"),
+            request=request._request,
+        )
+        response = JsonResponse({"success": True, "token": result.token, "expires": result.expires})
+        patch_cache_control(response, no_store=True)
+        return response
+
+
+@method_decorator(never_cache, name="dispatch")
+class BurnTokenView(TrustedPublishingView):
+    """``POST /_/oidc/burn-token``: revoke a minted token. Always 202, whatever happened, so the
+    endpoint reveals nothing about which tokens exist."""
+
+    throttle_classes = [ExchangeRateThrottle]
+
+    def post(self, request: Request) -> HttpResponse:
+        try:
+            body = self.read_json_body(request)
+        except TrustedPublishingError:
+            body = {}
+        burn_token(body.get("token"), request._request)
+        return JsonResponse({"message": "Accepted", "errors": []}, status=202)
