@@ -1,4 +1,4 @@
-"""Shared fixtures. Identity tokens are signed by TestIssuer keys made here; nothing leaves loopback."""
+"""Shared fixtures. Identity tokens are signed by TestIssuer keys made here (no network)."""
 
 from __future__ import annotations
 

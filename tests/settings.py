@@ -53,7 +53,12 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///" + os.path.join(os.path.dirname(__file__), "..", ".test-db.sqlite3"))}
+DATABASES = {
+    "default": env.db(
+        "DATABASE_URL",
+        default="sqlite:///" + os.path.join(os.path.dirname(__file__), "..", ".test-db.sqlite3"),
+    )
+}
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://tests")}
 
 AUTHENTICATION_BACKENDS = [
