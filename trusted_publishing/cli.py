@@ -1,0 +1,443 @@
+"""Operator operations behind ``manage.py trusted_publishing`` (usable from code, too).
+
+Each function validates with the same forms as the admin, does one thing, and returns plain
+data (dicts of str/int/bool/None/list) that the command prints as text or JSON. Failures raise
+``CommandError`` with a message that names the fix. Nothing returned contains a token, a JWT or
+a token digest.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.management.base import CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from .forms import (
+    PUBLISHER_FORMS,
+    TrustedIssuerForm,
+    clean_project_name,
+    default_issuer,
+    identity_key_for,
+    pending_conflicts,
+)
+from .models import (
+    AuditEvent,
+    IssuedToken,
+    KeySource,
+    Provider,
+    Publisher,
+    TrustedIssuer,
+    UsedIdentityToken,
+)
+
+ADD_ISSUER_HINT = "add it with `trusted_publishing add-issuer` or in admin → Trusted issuers"
+PUBLISHER_CHILDREN = ("githubpublisher", "gitlabpublisher", "googlepublisher",
+                      "activestatepublisher")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _form_errors(form: Any) -> str:
+    parts = []
+    for field, errors in form.errors.items():
+        label = "" if field == NON_FIELD_ERRORS else f"{field}: "
+        parts.extend(f"{label}{message}" for message in errors)
+    return "; ".join(parts)
+
+
+def cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "cli"
+
+
+# --- issuers ------------------------------------------------------------------------------------
+def issuer_data(issuer: TrustedIssuer, publishers: int | None = None) -> dict[str, Any]:
+    kids = []
+    if issuer.static_jwks:
+        kids = [k.get("kid") for k in issuer.static_jwks.get("keys", []) if isinstance(k, dict)]
+    return {
+        "id": issuer.pk,
+        "url": issuer.url,
+        "provider": issuer.provider,
+        "name": issuer.name,
+        "key_source": issuer.key_source,
+        "static_key_ids": kids,
+        "enabled": issuer.enabled,
+        "publishers": publishers if publishers is not None else issuer.publishers.count(),
+    }
+
+
+def add_issuer(*, provider: str, url: str, jwks_file: str | None = None, name: str | None = None,
+               disable: bool = False, discovery: bool = False) -> dict[str, Any]:
+    """Create the issuer with ``url``, or update it (e.g. pin a static JWKS)."""
+    existing = TrustedIssuer.objects.filter(url=(url or "").strip()).first()
+    data: dict[str, Any] = {
+        "url": url,
+        "provider": provider,
+        "name": name if name is not None else (existing.name if existing else ""),
+        "enabled": not disable,
+        "key_source": existing.key_source if existing else KeySource.DISCOVERY,
+        "static_jwks": json.dumps(existing.static_jwks) if existing and existing.static_jwks
+        else "",
+    }
+    if jwks_file and discovery:
+        raise CommandError("give either --jwks-file (static keys) or --discovery, not both")
+    if jwks_file:
+        try:
+            data["static_jwks"] = Path(jwks_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(
+                f"cannot read --jwks-file {jwks_file}: {exc.strerror or exc}; pass the path of "
+                "the issuer's public JWKS (JSON)"
+            ) from None
+        data["key_source"] = KeySource.STATIC
+    elif discovery:
+        data["key_source"] = KeySource.DISCOVERY
+        data["static_jwks"] = ""
+    form = TrustedIssuerForm(data=data, instance=existing)
+    if not form.is_valid():
+        raise CommandError(f"issuer {url} not saved: {_form_errors(form)}")
+    issuer = form.save()
+    result = issuer_data(issuer)
+    result["created"] = existing is None
+    return result
+
+
+def list_issuers(*, provider: str | None = None) -> list[dict[str, Any]]:
+    from django.db.models import Count
+
+    queryset = TrustedIssuer.objects.annotate(n=Count("publishers")).order_by("provider", "url")
+    if provider:
+        queryset = queryset.filter(provider=provider)
+    return [issuer_data(issuer, issuer.n) for issuer in queryset]
+
+
+def get_issuer(url: str) -> TrustedIssuer:
+    issuer = TrustedIssuer.objects.filter(url=url).first()
+    if issuer is None:
+        raise CommandError(f"issuer {url} not trusted: {ADD_ISSUER_HINT}")
+    return issuer
+
+
+def refresh_keys(url: str) -> dict[str, Any]:
+    from .errors import IssuerUnavailable
+    from .keys import refresh_issuer_keys
+
+    issuer = get_issuer(url)
+    try:
+        kids = refresh_issuer_keys(issuer)
+    except IssuerUnavailable as exc:
+        hint = (
+            "check the static JWKS (admin → Trusted issuers, or add-issuer --jwks-file)"
+            if issuer.key_source == KeySource.STATIC
+            else "check that this host can reach the issuer's /.well-known/openid-configuration "
+            "and jwks_uri (proxy, firewall, JWKS_CA_BUNDLE), or pin its keys with "
+            "`trusted_publishing add-issuer --jwks-file`"
+        )
+        raise CommandError(f"keys of {url} could not be refreshed: {exc}; {hint}") from None
+    return {"url": issuer.url, "key_source": issuer.key_source, "key_ids": kids,
+            "enabled": issuer.enabled}
+
+
+# --- publishers ---------------------------------------------------------------------------------
+def _split(value: str, what: str, example: str, *, last: bool = False) -> tuple[str, str]:
+    value = (value or "").strip().strip("/")
+    if "/" not in value:
+        raise CommandError(f"--repository must be {what}, e.g. {example}")
+    left, right = value.rsplit("/", 1) if last else value.split("/", 1)
+    return left, right
+
+
+def publisher_form_data(provider: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Map command-line options to the provider form's fields."""
+
+    def need(option: str) -> str:
+        value = options.get(option.replace("-", "_"))
+        if not value:
+            raise CommandError(f"--provider {provider} needs --{option}")
+        return str(value)
+
+    if provider == Provider.GITHUB:
+        owner, repo = _split(need("repository"), "OWNER/REPO", "acme/widgets")
+        return {"repository_owner": owner, "repository_name": repo,
+                "workflow_filename": need("workflow"),
+                "environment": options.get("environment") or ""}
+    if provider == Provider.GITLAB:
+        namespace, project = _split(need("repository"), "GROUP/PROJECT", "acme/tools/widgets",
+                                    last=True)
+        return {"namespace": namespace, "project": project,
+                "workflow_filepath": need("workflow"),
+                "environment": options.get("environment") or ""}
+    if provider == Provider.GOOGLE:
+        return {"email": need("email"), "sub": options.get("sub") or ""}
+    if provider == Provider.ACTIVESTATE:
+        return {"organization": need("organization"),
+                "activestate_project_name": need("activestate-project"),
+                "actor": options.get("actor") or "", "actor_id": need("actor-id")}
+    raise CommandError(f"unknown provider {provider!r}; use one of {', '.join(Provider.values)}")
+
+
+def add_publisher(*, provider: str, projects: list[str], issuer_url: str | None = None,
+                  pending: bool = False, **options: Any) -> dict[str, Any]:
+    """Register a publisher for ``projects`` (or add the projects to an identical one)."""
+    if not projects:
+        raise CommandError("name at least one project with --project NAME")
+    names = []
+    for raw in projects:
+        try:
+            names.append(clean_project_name(raw))
+        except ValidationError as exc:
+            raise CommandError(f"--project: {' '.join(exc.messages)}") from None
+    names = sorted(set(names))
+
+    if issuer_url:
+        issuer = get_issuer(issuer_url)
+        if issuer.provider != provider:
+            raise CommandError(
+                f"issuer {issuer.url} is a {issuer.provider} issuer; use --provider "
+                f"{issuer.provider} or pass a {provider} issuer with --issuer"
+            )
+    else:
+        found = default_issuer(provider)
+        if found is None:
+            raise CommandError(
+                f"no {provider} issuer is trusted: pass --issuer URL, or {ADD_ISSUER_HINT}"
+            )
+        issuer = found
+    if not issuer.enabled:
+        raise CommandError(
+            f"issuer {issuer.url} is disabled: enable it in admin → Trusted issuers or re-run "
+            "`trusted_publishing add-issuer` without --disable"
+        )
+
+    data = publisher_form_data(provider, options)
+    data.update(issuer=issuer.pk, enabled="on")
+    if pending:
+        data["pending"] = "on"
+    form_class = PUBLISHER_FORMS[provider]
+    form = form_class(data=data)
+    valid = form.is_valid()
+    duplicate = form.has_error(NON_FIELD_ERRORS, code="duplicate")
+    if not valid and not (duplicate and len(form.errors) == 1
+                          and len(form.errors[NON_FIELD_ERRORS]) == 1):
+        raise CommandError(f"publisher not saved: {_form_errors(form)}")
+
+    with transaction.atomic():
+        if duplicate:
+            publisher = Publisher.objects.select_for_update().get(
+                identity_key=identity_key_for(form.instance)
+            ).specific
+            created = False
+        else:
+            if pending:
+                existing = pending_conflicts(names)
+                if existing:
+                    raise CommandError(
+                        f"project(s) {', '.join(existing)} already exist: a pending publisher only "
+                        "creates new projects; drop --pending to register an ordinary publisher"
+                    )
+            publisher = form.save()
+            created = True
+        added = [n for n in names if n not in set(publisher.project_names())]
+        publisher.add_projects(added)
+    result = publisher_data(Publisher.objects.get(pk=publisher.pk))
+    result.update(created=created, projects_added=added)
+    if not created and pending != publisher.is_pending:
+        state = "pending" if publisher.is_pending else "not pending"
+        result["note"] = (
+            f"publisher #{publisher.pk} already exists and is {state}; its state was not changed "
+            "(change it in admin → the provider's publishers)"
+        )
+    return result
+
+
+def _publisher_identity(specific: Publisher) -> dict[str, Any]:
+    fields = {
+        Provider.GITHUB: ["repository_owner", "repository_name", "workflow_filename",
+                          "environment", "repository_owner_id", "repository_id"],
+        Provider.GITLAB: ["namespace", "project", "workflow_filepath", "environment",
+                          "namespace_id", "project_id"],
+        Provider.GOOGLE: ["email", "sub"],
+        Provider.ACTIVESTATE: ["organization", "activestate_project_name", "actor", "actor_id"],
+    }.get(specific.provider, [])
+    return {name: getattr(specific, name, None) for name in fields}
+
+
+def publisher_state(publisher: Publisher) -> str:
+    if not publisher.enabled:
+        return "disabled"
+    if publisher.pending_expires_at is not None:
+        return "pending-expired" if publisher.pending_expired else "pending"
+    return "active"
+
+
+def publisher_data(publisher: Publisher, live_tokens: int | None = None) -> dict[str, Any]:
+    specific = publisher.specific
+    if live_tokens is None:
+        live_tokens = IssuedToken.objects.filter(publisher=publisher).live().count()
+    return {
+        "id": publisher.pk,
+        "provider": publisher.provider,
+        "description": specific.describe() if specific is not publisher else str(publisher),
+        "issuer": publisher.issuer.url,
+        "identity": _publisher_identity(specific),
+        "projects": publisher.project_names(),
+        "state": publisher_state(publisher),
+        "enabled": publisher.enabled,
+        "pending_expires_at": _iso(publisher.pending_expires_at),
+        "created_at": _iso(publisher.created_at),
+        "last_used_at": _iso(publisher.last_used_at),
+        "live_tokens": live_tokens,
+    }
+
+
+def list_publishers(*, provider: str | None = None, project: str | None = None,
+                    issuer_url: str | None = None) -> list[dict[str, Any]]:
+    from .admin import live_token_count_subquery
+
+    queryset = (
+        Publisher.objects.select_related("issuer", *PUBLISHER_CHILDREN)
+        .prefetch_related("projects")
+        .annotate(_live=live_token_count_subquery())
+        .order_by("pk")
+    )
+    if provider:
+        queryset = queryset.filter(provider=provider)
+    if project:
+        queryset = queryset.filter(projects__name=_normalised(project)).distinct()
+    if issuer_url:
+        queryset = queryset.filter(issuer__url=issuer_url)
+    return [publisher_data(p, p._live) for p in queryset]
+
+
+def _normalised(project: str) -> str:
+    try:
+        return clean_project_name(project)
+    except ValidationError as exc:
+        raise CommandError(f"--project: {' '.join(exc.messages)}") from None
+
+
+def set_publisher_enabled(ids: list[int], enabled: bool) -> list[dict[str, Any]]:
+    publishers = {p.pk: p for p in Publisher.objects.filter(pk__in=ids)}
+    missing = [str(i) for i in ids if i not in publishers]
+    if missing:
+        raise CommandError(
+            f"no publisher with id {', '.join(missing)}; see `trusted_publishing list-publishers`"
+        )
+    results = []
+    for pk in ids:
+        publisher = publishers[pk]
+        if publisher.enabled != enabled:
+            publisher.enabled = enabled
+            # save() on the base row fires the receivers that drop cached token lookups.
+            publisher.save(update_fields=["enabled"])
+        results.append(publisher_data(publisher))
+    return results
+
+
+# --- tokens -------------------------------------------------------------------------------------
+def token_data(token: IssuedToken) -> dict[str, Any]:
+    return {
+        "id": token.pk,
+        "publisher_id": token.publisher_id,
+        "provider": token.publisher.provider,
+        "subject": token.subject,
+        "projects": list(token.projects or []),
+        "state": token.state,
+        "single_use": token.single_use,
+        "created_at": _iso(token.created_at),
+        "expires_at": _iso(token.expires_at),
+        "upload_count": token.upload_count,
+        "run_id": token.run_id,
+        "revoked_at": _iso(token.revoked_at),
+        "revoked_reason": token.revoked_reason,
+    }
+
+
+def list_tokens(*, live: bool = False, project: str | None = None,
+                publisher_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    queryset = IssuedToken.objects.select_related("publisher").order_by("-created_at", "-pk")
+    if live:
+        queryset = queryset.live()
+    if publisher_id is not None:
+        queryset = queryset.filter(publisher_id=publisher_id)
+    if project:
+        name = _normalised(project)
+        # JSON list of names: narrow in SQL by the quoted element, then check exactly.
+        queryset = queryset.filter(projects__icontains=json.dumps(name))
+        return [token_data(t) for t in queryset[: limit * 2] if name in t.projects][:limit]
+    return [token_data(t) for t in queryset[:limit]]
+
+
+def revoke_tokens(ids: list[int], *, publisher_id: int | None = None,
+                  reason: str = "revoked with manage.py trusted_publishing") -> dict[str, Any]:
+    from .exchange import revoke_token
+
+    if not ids and publisher_id is None:
+        raise CommandError(
+            "name token ids (see `trusted_publishing list-tokens`) or --publisher ID"
+        )
+    tokens = list(IssuedToken.objects.filter(pk__in=ids).select_related("publisher"))
+    missing = sorted(set(ids) - {t.pk for t in tokens})
+    if missing:
+        raise CommandError(
+            f"no issued token with id {', '.join(map(str, missing))}; see "
+            "`trusted_publishing list-tokens`"
+        )
+    if publisher_id is not None:
+        if not Publisher.objects.filter(pk=publisher_id).exists():
+            raise CommandError(
+                f"no publisher with id {publisher_id}; see `trusted_publishing list-publishers`"
+            )
+        tokens += list(
+            IssuedToken.objects.filter(publisher_id=publisher_id).live().exclude(pk__in=ids)
+            .select_related("publisher")
+        )
+    actor = cli_actor()
+    revoked, skipped = [], []
+    for token in tokens:
+        if token.state == "live" and revoke_token(token, actor=actor, reason=reason):
+            revoked.append(token.pk)
+        else:
+            skipped.append({"id": token.pk, "state": token.state})
+    return {"revoked": revoked, "not_live": skipped}
+
+
+# --- housekeeping -------------------------------------------------------------------------------
+def purge(*, token_days: int = 7, events_older_than: int | None = None,
+          dry_run: bool = False) -> dict[str, Any]:
+    """Delete rows that can no longer matter; returns how many of each (would be) deleted."""
+    if token_days < 0 or (events_older_than is not None and events_older_than < 0):
+        raise CommandError("day counts must be 0 or more")
+    now = timezone.now()
+    sets: dict[str, Any] = {
+        "used_identity_tokens": UsedIdentityToken.objects.filter(expires_at__lt=now),
+        "issued_tokens": IssuedToken.objects.filter(
+            expires_at__lt=now - timedelta(days=token_days)
+        ),
+        "expired_pending_publishers": Publisher.objects.filter(pending_expires_at__lte=now),
+    }
+    if events_older_than is not None:
+        sets["audit_events"] = AuditEvent.objects.filter(
+            created_at__lt=now - timedelta(days=events_older_than)
+        )
+    counts: dict[str, int] = {}
+    with transaction.atomic():
+        for label, queryset in sets.items():
+            # Count the rows asked for, not the child/project rows a cascade also removes.
+            counts[label] = queryset.count()
+            if not dry_run and counts[label]:
+                queryset.delete()
+    return {"dry_run": dry_run, "deleted": counts, "token_days": token_days,
+            "events_older_than": events_older_than}
