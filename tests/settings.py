@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "trusted_publishing",
+    "example_project.index",  # the example index's in-process tests (tests/test_example_index*)
 ]
 
 MIDDLEWARE = [
