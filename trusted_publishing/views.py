@@ -17,7 +17,9 @@ from django.utils.cache import patch_cache_control
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -45,12 +47,14 @@ def problem_response(
     request: HttpRequest | None = None,
     *,
     retry_after: int | None = None,
+    status: int | None = None,
 ) -> JsonResponse:
     spec = code.spec
+    status = status or spec.status
     body = {
         "type": f"urn:trusted-publishing:error:{code.value}",
         "title": spec.title,
-        "status": spec.status,
+        "status": status,
         "detail": detail,
         "code": code.value,
         "message": "Token request failed",
@@ -58,11 +62,25 @@ def problem_response(
     }
     if request is not None:
         body["instance"] = request.path
-    response = JsonResponse(body, status=spec.status, content_type=PROBLEM_MEDIA_TYPE)
+    response = JsonResponse(body, status=status, content_type=PROBLEM_MEDIA_TYPE)
     if retry_after is not None:
         response["Retry-After"] = str(max(1, int(retry_after)))
     patch_cache_control(response, no_store=True)
     return response
+
+
+class NeverRefuseNegotiation(BaseContentNegotiation):
+    """These views build their JSON responses themselves: DRF must never answer 406 (PEP 807
+    clients send ``Accept: application/vnd.pypi.pytp.v1+json`` to every endpoint). Discovery
+    does its own Accept check."""
+
+    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(
+        self, request: Request, renderers: list[Any], format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        return renderers[0], renderers[0].media_type
 
 
 @method_decorator(login_not_required, name="dispatch")
@@ -72,6 +90,8 @@ class TrustedPublishingView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     parser_classes: list[Any] = []
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = NeverRefuseNegotiation
 
     def handle_exception(self, exc: Exception) -> HttpResponse:
         if isinstance(exc, TrustedPublishingError):
@@ -86,14 +106,10 @@ class TrustedPublishingView(APIView):
                 self.request,
                 retry_after=wait,
             )
-        if isinstance(exc, drf_exceptions.MethodNotAllowed):
-            response = problem_response(ErrorCode.INVALID_PAYLOAD, str(exc.detail), self.request)
-            response.status_code = 405
-            return response
         if isinstance(exc, drf_exceptions.APIException):
-            response = problem_response(ErrorCode.INVALID_PAYLOAD, str(exc.detail), self.request)
-            response.status_code = exc.status_code
-            return response
+            return problem_response(
+                ErrorCode.INVALID_PAYLOAD, str(exc.detail), self.request, status=exc.status_code
+            )
         return super().handle_exception(exc)
 
     def read_json_body(self, request: Request) -> dict[str, Any]:
