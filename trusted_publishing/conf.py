@@ -102,6 +102,12 @@ class TrustedPublishingSettings:
 tp_settings = TrustedPublishingSettings()
 
 
+def is_enabled() -> bool:
+    """Trusted publishing is on only when switched on *and* an audience is configured."""
+    audience = tp_settings.AUDIENCE
+    return bool(tp_settings.ENABLED) and isinstance(audience, str) and bool(audience.strip())
+
+
 @receiver(setting_changed)
 def _reload_settings(*, setting: str, **kwargs: Any) -> None:
     if setting == SETTINGS_NAME:

@@ -27,7 +27,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from . import signals
-from .conf import tp_settings
+from .conf import is_enabled, tp_settings
 from .errors import ErrorCode, TrustedPublishingError
 from .integration import get_integration
 from .models import AuditEvent, IssuedToken, Publisher, PublisherProject, UsedIdentityToken
@@ -178,7 +178,7 @@ def exchange(
     verified_claims: dict[str, Any] = {}
     publisher: Publisher | None = None
     try:
-        if not tp_settings.ENABLED:
+        if not is_enabled():
             raise TrustedPublishingError(
                 ErrorCode.NOT_ENABLED, "trusted publishing is not enabled on this index"
             )

@@ -23,7 +23,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from .conf import tp_settings
+from .conf import is_enabled, tp_settings
 from .errors import ErrorCode, TrustedPublishingError
 from .exchange import FEATURES, burn_token, exchange
 from .integration import get_integration
@@ -171,7 +171,7 @@ class DiscoveryView(TrustedPublishingView):
         # Django already percent-decoded the query string: this is the upload URL's path.
         path = request.GET.get("discover")
         if (
-            not tp_settings.ENABLED
+            not is_enabled()
             or not isinstance(path, str)
             or not path
             or not get_integration().is_upload_path(path)
@@ -202,7 +202,7 @@ class AudienceView(TrustedPublishingView):
     """``GET /_/oidc/audience``: the ``aud`` CI jobs must request their identity token for."""
 
     def get(self, request: Request) -> HttpResponse:
-        if not tp_settings.ENABLED:
+        if not is_enabled():
             return problem_response(
                 ErrorCode.NOT_ENABLED, "Trusted publishing functionality not enabled", request
             )
