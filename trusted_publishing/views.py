@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
@@ -28,14 +29,6 @@ from .errors import ErrorCode, TrustedPublishingError
 from .exchange import FEATURES, burn_token, exchange
 from .integration import get_integration
 from .throttling import ExchangeRateThrottle
-
-try:  # Django >= 5.1: stay reachable behind LoginRequiredMiddleware
-    from django.contrib.auth.decorators import login_not_required
-except ImportError:  # pragma: no cover - Django < 5.1 is not supported, kept for safety
-
-    def login_not_required(view):  # type: ignore[no-untyped-def]
-        return view
-
 
 PYTP_MEDIA_TYPE = "application/vnd.pypi.pytp.v1+json"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
