@@ -114,7 +114,7 @@ def parse_static_jwks(value: Any) -> dict[str, Any]:
     never echo key material.
     """
     from jwt import PyJWK
-    from jwt.exceptions import PyJWKError
+    from jwt.exceptions import PyJWKError, PyJWTError
 
     if isinstance(value, str | bytes):
         try:
@@ -154,7 +154,7 @@ def parse_static_jwks(value: Any) -> dict[str, Any]:
         seen.add(kid)
         try:
             PyJWK(key, algorithm="RS256")
-        except (PyJWKError, ValueError, TypeError, KeyError):
+        except (PyJWKError, PyJWTError, ValueError, TypeError, KeyError):
             raise ValidationError(
                 _("Key %(n)s (kid %(kid)s) is not a usable RSA public key."),
                 params={"n": index, "kid": kid[:64]},
@@ -358,6 +358,11 @@ class GitHubPublisherForm(PublisherForm):
             "workflow_filename": _("File name under .github/workflows/, e.g. release.yml."),
             "environment": _("Optional GitHub environment; empty allows any."),
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Leading/trailing spaces are an error (as on PyPI), not silently dropped.
+        self.fields["environment"].strip = False  # type: ignore[attr-defined]
 
     def clean_repository_owner(self) -> str:
         owner = self.cleaned_data["repository_owner"].strip()
