@@ -140,7 +140,7 @@ class _Upload:
                                    f"{str(file_version)!r}.")
 
     def _check_size(self) -> None:
-        limit = settings.INDEX_MAX_FILE_SIZE
+        limit = getattr(settings, "INDEX_MAX_FILE_SIZE", 100 * 1024 * 1024)
         if self.content.size > limit:
             raise UploadError(400, f"File too large. Limit for project {self.name!r} is "
                                    f"{limit // (1024 * 1024)} MB.")
@@ -215,37 +215,52 @@ def _authorise(request: HttpRequest, uploader: Uploader, upload: _Upload) -> Pro
 
 
 def _store(request: HttpRequest, uploader: Uploader, upload: _Upload) -> File:
+    denied: UploadError | None = None
     with transaction.atomic():
-        project = _authorise(request, uploader, upload)
-        if File.objects.filter(filename=upload.filename).exists():
-            raise UploadError(400, f"File already exists ({upload.filename!r}). "
-                                   "See https://pypi.org/help/#file-name-reuse for more "
-                                   "information.")
-        if project is None:
-            project = Project.objects.create(name=upload.name, created_by=uploader.label[:200])
-            project.maintainers.add(uploader.user)
-        release, _ = Release.objects.get_or_create(project=project, version=str(upload.version))
-        principal = uploader.principal
-        record = File(
-            release=release,
-            filename=upload.filename,
-            sha256=upload.sha256,
-            blake2_256=upload.blake2_256,
-            size=upload.content.size,
-            packagetype=upload.filetype,
-            python_version=upload.pyversion,
-            requires_python=upload.requires_python,
-            uploaded_by=uploader.label[:300],
-            uploaded_via_trusted_publisher=principal is not None,
-            publisher_label=str(principal.publisher)[:400] if principal is not None else "",
-            attestations=upload.attestations,
-        )
-        record.content.save(upload.filename, upload.content, save=False)
         try:
-            record.save()
-        except BaseException:
-            record.content.delete(save=False)  # don't leave an orphan on disk
-            raise
+            project = _authorise(request, uploader, upload)
+        except UploadError as exc:
+            # Nothing is written yet except the app's upload.denied audit event: leave the
+            # block normally so that event is committed, then refuse.
+            denied = exc
+        else:
+            # Authorising consumed a single-use token: if storing fails, the whole transaction
+            # (consumption included) rolls back and the token can be used again.
+            return _write(uploader, upload, project)
+    assert denied is not None
+    raise denied
+
+
+def _write(uploader: Uploader, upload: _Upload, project: Project | None) -> File:
+    if File.objects.filter(filename=upload.filename).exists():
+        raise UploadError(400, f"File already exists ({upload.filename!r}). "
+                               "See https://pypi.org/help/#file-name-reuse for more "
+                               "information.")
+    if project is None:
+        project = Project.objects.create(name=upload.name, created_by=uploader.label[:200])
+        project.maintainers.add(uploader.user)
+    release, _ = Release.objects.get_or_create(project=project, version=str(upload.version))
+    principal = uploader.principal
+    record = File(
+        release=release,
+        filename=upload.filename,
+        sha256=upload.sha256,
+        blake2_256=upload.blake2_256,
+        size=upload.content.size,
+        packagetype=upload.filetype,
+        python_version=upload.pyversion,
+        requires_python=upload.requires_python,
+        uploaded_by=uploader.label[:300],
+        uploaded_via_trusted_publisher=principal is not None,
+        publisher_label=str(principal.publisher)[:400] if principal is not None else "",
+        attestations=upload.attestations,
+    )
+    record.content.save(upload.filename, upload.content, save=False)
+    try:
+        record.save()
+    except BaseException:
+        record.content.delete(save=False)  # don't leave an orphan on disk
+        raise
     return record
 
 
