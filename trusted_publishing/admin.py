@@ -233,14 +233,14 @@ class TrustedIssuerAdmin(admin.ModelAdmin):
             except IssuerUnavailable as exc:
                 self.message_user(
                     request,
-                    _("%(issuer)s: keys could not be refreshed: %(reason)s")
+                    _("Keys of %(issuer)s could not be refreshed: %(reason)s")
                     % {"issuer": issuer.url, "reason": exc},
                     messages.ERROR,
                 )
             else:
                 self.message_user(
                     request,
-                    _("%(issuer)s: %(n)d key(s) found: %(kids)s")
+                    _("Keys of %(issuer)s refreshed: %(n)d key(s) found: %(kids)s")
                     % {"issuer": issuer.url, "n": len(kids), "kids": ", ".join(kids) or "none"},
                     messages.SUCCESS,
                 )
@@ -378,6 +378,14 @@ class PublisherAdminBase(admin.ModelAdmin):
                 IssuedToken.objects.filter(publisher__in=queryset.values("pk")).live().count()
             )
         return response
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Tokens go with their publisher: no separate delete permission on them is needed
+        # (the token admin never deletes, so it would otherwise block every deletion).
+        token_name = str(IssuedToken._meta.verbose_name)
+        perms_needed = {name for name in perms_needed if str(name) != token_name}
+        return deleted, counts, perms_needed, protected
 
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
