@@ -183,9 +183,9 @@ class TrustedIssuerAdmin(admin.ModelAdmin):
             {
                 "fields": ["key_source", "static_jwks", "key_ids"],
                 "description": _(
-                    "Discovery fetches the keys from the issuer's /.well-known/openid-configuration "
-                    "(and refreshes them on rotation). For an issuer this index cannot reach, choose "
-                    "static and paste its public JWKS."
+                    "Discovery fetches the keys from the issuer's "
+                    "/.well-known/openid-configuration (and refreshes them on rotation). For an "
+                    "issuer this index cannot reach, choose static and paste its public JWKS."
                 ),
             },
         ),
@@ -422,8 +422,9 @@ class ProviderPublisherAdmin(PublisherAdminBase):
                         {
                             "fields": self.bound_fields,
                             "description": _(
-                                "Immutable ids taken from the first successful exchange; a deleted and "
-                                "re-created account or repository with the same name cannot publish."
+                                "Immutable ids taken from the first successful exchange; a "
+                                "deleted and re-created account or repository with the same "
+                                "name cannot publish."
                             ),
                         },
                     )
