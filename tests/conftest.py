@@ -16,6 +16,8 @@ from trusted_publishing.testing import TestIssuer
 
 GITHUB_ISSUER_URL = "https://token.actions.test"
 
+pytest_plugins = ["tests.plugins.secrets_guard"]
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
