@@ -107,7 +107,15 @@ def _get_json(url: str) -> dict[str, Any]:
             if declared and declared.isdigit() and int(declared) > limit:
                 raise IssuerUnavailable(f"{url} sent more than {limit} bytes")
             body = bytearray()
-            for chunk in response.iter_content(chunk_size=16384):
+            # read1 returns whatever has arrived (iter_content would block until a whole chunk
+            # or the end of the body is in, so a slow drip could hold a worker for minutes).
+            read1 = getattr(response.raw, "read1", None)
+            chunks = (
+                iter(lambda: read1(16384, decode_content=True), b"")
+                if read1 is not None
+                else response.iter_content(chunk_size=1024)
+            )
+            for chunk in chunks:
                 body.extend(chunk)
                 if len(body) > limit:
                     raise IssuerUnavailable(f"{url} sent more than {limit} bytes")
