@@ -124,6 +124,8 @@ TRUSTED_PUBLISHING = {
     # Unique to this index: CI jobs request identity tokens for this audience.
     "AUDIENCE": env.str("TP_AUDIENCE", default="example-index.internal"),
     "HOST_INTEGRATION": "example_project.index.integration.IndexIntegration",
+    # Master switch (False: the audience endpoint answers 403 and nothing is minted).
+    "ENABLED": env.bool("TP_ENABLED", default=True),
     "UPLOAD_PATHS": ["/legacy/"],
     # CA bundle for fetching issuer keys (the demo's throwaway CA for its own dev issuer).
     "JWKS_CA_BUNDLE": env.str("TP_JWKS_CA_BUNDLE", default="") or None,

@@ -208,9 +208,9 @@ class IndexServer:
         self._spawn(self.port, tls=True)
         if self.http_port is not None:
             self._spawn(self.http_port, tls=False)
-        self._wait_ready(f"{self.base_url}/_/oidc/audience")
+        self._wait_ready(f"{self.base_url}/simple/")
         if self.http_port is not None:
-            self._wait_ready(f"{self.http_base_url}/_/oidc/audience")
+            self._wait_ready(f"{self.http_base_url}/simple/")
         return self
 
     def _spawn(self, port: int, *, tls: bool) -> None:
