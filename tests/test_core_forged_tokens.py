@@ -100,9 +100,7 @@ def test_hostile_kid(client: Any, github_issuer: TestIssuer, claims: dict, kid: 
     refused(client, github_issuer.sign(claims, kid=kid), 422, "invalid-token")
 
 
-def test_other_key_with_the_right_kid(
-    client: Any, github_issuer: TestIssuer, claims: dict
-) -> None:
+def test_other_key_with_the_right_kid(client: Any, github_issuer: TestIssuer, claims: dict) -> None:
     attacker = TestIssuer(github_issuer.url, kid=github_issuer.kid)
     body = refused(client, attacker.sign(claims), 422, "invalid-token")
     assert "signature" in body["detail"]

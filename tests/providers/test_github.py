@@ -189,9 +189,7 @@ def test_environment_matches_case_insensitively(
     assert_minted(post_mint(client, issuer.sign(issuer.github_claims(environment=token_env))))
 
 
-def test_publisher_environment_refuses_other_environment(
-    client: Any, issuer: TestIssuer
-) -> None:
+def test_publisher_environment_refuses_other_environment(client: Any, issuer: TestIssuer) -> None:
     github_publisher(issuer, environment="pypi")
     claims = issuer.github_claims(environment="staging")
     body = assert_refused(post_mint(client, issuer.sign(claims)), 422, "invalid-publisher")
