@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from .cache import get_cache
 from .conf import tp_settings
+from .integration import get_integration
 
 
 class ExchangeRateThrottle(SimpleRateThrottle):
@@ -28,5 +31,15 @@ class ExchangeRateThrottle(SimpleRateThrottle):
             return True
         return super().allow_request(request, view)
 
+    def get_ident(self, request: Request) -> str:
+        # DRF's default trusts X-Forwarded-For whenever NUM_PROXIES is unset, so every request
+        # could claim a fresh address. Honour NUM_PROXIES only if the project set it; otherwise
+        # ask the host integration (REMOTE_ADDR unless the host knows its proxies).
+        if api_settings.NUM_PROXIES is not None:
+            return super().get_ident(request)
+        return get_integration().client_address(request._request) or ""
+
     def get_cache_key(self, request: Request, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        # Hashed: the address may come from a header (memcached rejects long/odd keys).
+        ident = hashlib.sha256(self.get_ident(request).encode("utf-8", "replace")).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident[:32]}
