@@ -13,26 +13,7 @@ import requests
 from tests.support.server import IndexServer
 from tests.support.tpclient import ExchangeFailed, gh_action_exchange
 
-from .conftest import run, tool
-
-
-@pytest.fixture
-def action_env(monkeypatch: pytest.MonkeyPatch, github_idp) -> None:
-    """The job environment `id.detect_credential` reads (in this process)."""
-    for key in ("GITLAB_CI", "BUILDKITE", "CIRCLECI", "GOOGLE_SERVICE_ACCOUNT_NAME"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", github_idp.token_url)
-    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", github_idp.request_token)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-def twine_upload(server, env, token: str, files, *extra: str):  # type: ignore[no-untyped-def]
-    return run([tool("twine"), "upload", "--disable-progress-bar", *extra,
-                *[str(d.path) for d in files]],
-               env={**env, "TWINE_USERNAME": "__token__", "TWINE_PASSWORD": token,
-                    "TWINE_REPOSITORY_URL": server.upload_url, "TWINE_CERT": str(server.tls.ca),
-                    "TWINE_NON_INTERACTIVE": "1"})
+from .conftest import twine_upload
 
 
 def test_action_exchange_then_twine_upload(server, index, publishers, github_idp, action_env,
