@@ -1,6 +1,9 @@
 """Signals for integrators: side effects only (notifications, metrics), never policy.
 
-Each is sent after the database work it reports has committed.
+Exchange signals (token_minted, publisher_reified) are sent after the exchange's transaction
+commits. upload_authorised / upload_denied are sent from authorize_upload, i.e. inside the host's
+upload request and before the host's own transaction (if any) commits. token_revoked and
+exchange_failed are sent right after their rows are written.
 """
 
 from django.dispatch import Signal

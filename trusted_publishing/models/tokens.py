@@ -48,6 +48,7 @@ class IssuedToken(models.Model):
         verbose_name = _("issued token")
         verbose_name_plural = _("issued tokens")
         ordering = ["-created_at"]
+        permissions = [("revoke_issuedtoken", _("Can revoke issued tokens"))]
 
     def __str__(self) -> str:
         return f"token #{self.pk} ({', '.join(self.projects)})"
