@@ -184,11 +184,6 @@ def test_disabled_index_is_recorded(
     assert AuditEvent.objects.get().error_code == "not-enabled"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core gap: body-level refusals (not JSON, oversized) are answered by the view before "
-    "exchange() runs, so they leave no exchange.failed audit event (reported to the lead)",
-)
 @pytest.mark.parametrize("body", [b"not json", b"{" + b" " * 40000 + b"}"], ids=["json", "size"])
 def test_body_level_refusals_are_recorded(client: Any, db: Any, body: bytes) -> None:
     response = client.post(MINT, data=body, content_type="application/json")

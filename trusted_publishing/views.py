@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 
 from .conf import is_enabled, tp_settings
 from .errors import ErrorCode, TrustedPublishingError
-from .exchange import FEATURES, burn_token, exchange
+from .exchange import FEATURES, burn_token, exchange, record_failure
 from .integration import get_integration
 from .throttling import ExchangeRateThrottle
 
@@ -209,7 +209,12 @@ class MintTokenView(TrustedPublishingView):
     throttle_classes = [ExchangeRateThrottle]
 
     def post(self, request: Request) -> HttpResponse:
-        body = self.read_json_body(request)
+        try:
+            body = self.read_json_body(request)
+        except TrustedPublishingError as exc:
+            # A refused body is a failed exchange too: it goes to the audit trail.
+            record_failure(exc, request._request)
+            raise
         result = exchange(
             body.get("token"),
             features=body.get("features"),
