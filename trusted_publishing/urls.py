@@ -6,7 +6,7 @@ PEP 807 discovery lives under ``/.well-known/``.
 
 from django.urls import path
 
-from . import views
+from . import openapi, views
 
 app_name = "trusted_publishing"
 
@@ -17,4 +17,5 @@ urlpatterns = [
     # PyPI's original route, still used by maturin and old gh-action-pypi-publish / pdm.
     path("_/oidc/github/mint-token", views.MintTokenView.as_view(), name="github-mint-token"),
     path("_/oidc/burn-token", views.BurnTokenView.as_view(), name="burn-token"),
+    path("_/oidc/openapi.json", openapi.OpenAPIView.as_view(), name="openapi"),
 ]
