@@ -21,6 +21,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -324,6 +325,7 @@ class PublisherAdminBase(admin.ModelAdmin):
     list_filter = [PublisherStateFilter, "enabled", PublisherProjectFilter, "issuer"]
     list_per_page = 50
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts scan the whole table
     actions = ["enable", "disable", "delete_selected"]
     delete_confirmation_template = "admin/trusted_publishing/publisher_delete_confirmation.html"
     delete_selected_confirmation_template = (
@@ -436,6 +438,13 @@ class ProviderPublisherAdmin(PublisherAdminBase):
                 )
             )
         return sets
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "issuer" and isinstance(formfield.widget, RelatedFieldWidgetWrapper):
+            # Deleting an issuer from here would be a trap (it is protected anyway).
+            formfield.widget.can_delete_related = False
+        return formfield
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [*self.bound_fields, *self.history_readonly]
@@ -615,11 +624,9 @@ class IssuedTokenAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "publisher_link",
-        "provider",
         "subject",
         "projects_list",
         "state",
-        "single_use",
         "created_at",
         "expires_at",
         "upload_count",
@@ -637,6 +644,7 @@ class IssuedTokenAdmin(admin.ModelAdmin):
     list_select_related = ["publisher"]
     list_per_page = 100
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts scan the whole table
     date_hierarchy = "created_at"
     actions = ["revoke"]
     fields = [
@@ -765,6 +773,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_per_page = 100
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts scan the whole table
     fields = [
         "created_at",
         "kind",
