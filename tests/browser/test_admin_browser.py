@@ -19,7 +19,11 @@ from trusted_publishing.models import AuditEvent, GitHubPublisher, IssuedToken
 from trusted_publishing.testing import TestIssuer
 from trusted_publishing.uploads import authenticate_upload_token
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: restore the seeded public issuers the flush after this test removes.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 ISSUER_URL = "https://token.actions.test"
 
