@@ -27,6 +27,10 @@ def _issuer_changed(sender: Any, instance: TrustedIssuer, **kwargs: Any) -> None
 
 @receiver([post_save, post_delete], sender=IssuedToken)
 def _token_changed(sender: Any, instance: IssuedToken, **kwargs: Any) -> None:
+    # A token just created cannot be cached yet (its digest is new): skip the cache round trip
+    # every mint would otherwise pay.
+    if kwargs.get("created"):
+        return
     tp_cache.forget_token(instance.digest)
 
 
