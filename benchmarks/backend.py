@@ -1,0 +1,197 @@
+"""One database backend's measurements, run in its own process (Django settings are per
+process): ``python -m benchmarks.backend SPEC_JSON OUTPUT_JSON``.
+
+The driver (``python -m benchmarks``) starts one of these per database and merges the results.
+The spec names the database URL, the cache URL and prefix, the phases and their sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _setup_django(spec: dict[str, Any]) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+    os.environ["TP_BENCH_DATABASE_URL"] = spec["database_url"]
+    os.environ["TP_BENCH_CACHE_URL"] = spec["cache_url"]
+    os.environ["TP_BENCH_CACHE_PREFIX"] = spec["cache_prefix"]
+    import django
+
+    django.setup()
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    _setup_django(spec)
+    from django.core.management import call_command
+    from django.db import connection
+
+    import trusted_publishing.keys as keys_module
+    from trusted_publishing.models import GitHubPublisher, KeySource, TrustedIssuer
+
+    from . import http_load, inprocess
+    from .idp import CountingIdP
+    from .seed import seed
+
+    sizes = spec["sizes"]
+    phases = spec["phases"]
+    limit = float(sizes["phase_time_limit"])
+    result: dict[str, Any] = {
+        "backend": spec["name"],
+        "vendor": connection.vendor,
+        "cache": spec["cache_url"].split(":", 1)[0],
+    }
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0, interactive=False)
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            result["sqlite_journal_mode"] = cursor.fetchone()[0]
+    result["migrate_seconds"] = time.perf_counter() - started
+
+    # Count every key fetch, in this process (patched) and at the identity provider (HTTP).
+    fetches = {"calls": 0}
+    real_fetch = keys_module.fetch_issuer_keys
+
+    def counting_fetch(issuer_url: str) -> dict[str, dict[str, Any]]:
+        fetches["calls"] += 1
+        return real_fetch(issuer_url)
+
+    keys_module.fetch_issuer_keys = counting_fetch
+
+    with CountingIdP() as idp:
+        issuer = idp.issuer
+        row = TrustedIssuer.objects.create(
+            url=issuer.url, provider="github", name="benchmark", key_source=KeySource.DISCOVERY
+        )
+        publisher = GitHubPublisher.objects.create(
+            issuer=row,
+            repository_owner="acme",
+            repository_name="widgets",
+            workflow_filename="release.yml",
+        )
+        publisher.add_projects([inprocess.PROJECT])
+
+        # Cold start: the first mint fetches the issuer's keys (discovery + JWKS).
+        warm = inprocess.sign_tokens(issuer, 60)
+        _, errors, _ = inprocess.mint(warm, time_limit=limit)
+        if errors:
+            raise RuntimeError(f"{errors} warm-up mint(s) failed")
+        result["idp"] = {"cold_fetch_calls": fetches["calls"], "cold_http_requests": idp.requests}
+        fetches["calls"] = 0
+        idp.requests = 0
+
+        def measure_inprocess(label: str) -> dict[str, Any]:
+            n = int(sizes["mint_iterations"])
+            tokens = inprocess.sign_tokens(issuer, n)
+            out: dict[str, Any] = {}
+            out["baseline"] = inprocess.baseline(issuer, tokens, limit)
+            out["noop_client"] = inprocess.client_floor("/_bench/noop", tokens, limit)
+            out["noop_drf_client"] = inprocess.client_floor("/_bench/noop-drf", tokens, limit)
+            mint_summary, mint_errors, minted = inprocess.mint(tokens, limit)
+            out["mint"] = {**mint_summary, "errors": mint_errors}
+            out["mint_queries"] = inprocess.mint_queries(inprocess.sign_tokens(issuer, 5))
+            upload_n = int(sizes["upload_iterations"])
+            warm_auth, first_auth = inprocess.upload_auth(
+                minted[: int(sizes["first_use_tokens"]) + 1], limit, iterations=upload_n
+            )
+            out["upload_auth"] = warm_auth
+            out["upload_auth_first_use"] = first_auth
+            out["upload_queries"] = inprocess.upload_queries(minted[-1])
+            out["upload_queries_first_use"] = inprocess.upload_queries_first_use(minted[-2])
+            print(
+                f"  [{spec['name']}] in-process ({label}): mint median "
+                f"{out['mint']['median_ms']:.3f} ms, upload auth median "
+                f"{out['upload_auth']['median_ms']:.3f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
+            return out
+
+        if "inprocess" in phases:
+            result["inprocess"] = measure_inprocess("near-empty")
+            result["inprocess"]["rows_before"] = _row_counts()
+
+        if "http" in phases:
+            result["http"] = _http_phase(spec, issuer, inprocess, http_load)
+
+        if "scale" in phases:
+            seeded = seed(row, int(sizes["scale_rows"]))
+            print(
+                f"  [{spec['name']}] seeded {seeded['rows']} rows per table in "
+                f"{seeded['seconds']:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            result["scale"] = {"seed": seeded, "rows": _row_counts()}
+            result["scale"]["inprocess"] = measure_inprocess(f"{seeded['rows']} rows")
+
+        result["idp"]["steady_fetch_calls"] = fetches["calls"]
+        result["idp"]["steady_http_requests"] = idp.requests
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def _row_counts() -> dict[str, int]:
+    from trusted_publishing.models import (
+        AuditEvent,
+        IssuedToken,
+        Publisher,
+        PublisherProject,
+        UsedIdentityToken,
+    )
+
+    return {
+        model.__name__: model.objects.count()
+        for model in (Publisher, PublisherProject, IssuedToken, UsedIdentityToken, AuditEvent)
+    }
+
+
+def _http_phase(spec: dict[str, Any], issuer: Any, inprocess: Any, http_load: Any) -> dict:
+    from django.db import connections
+
+    sizes = spec["sizes"]
+    warmup = [inprocess.mint_body(t).encode() for t in inprocess.sign_tokens(issuer, 100)]
+    bodies = [
+        inprocess.mint_body(t).encode()
+        for t in inprocess.sign_tokens(issuer, int(sizes["http_requests"]))
+    ]
+    # The server's workers open their own connections; ours must not hold SQLite locks.
+    connections.close_all()
+    log = Path(spec["log_dir"]) / f"gunicorn-{spec['name']}.log"
+    with http_load.Server(
+        workers=int(sizes["http_workers"]), threads=int(sizes["http_threads"]), log_path=log
+    ) as server:
+        concurrency = int(sizes["http_concurrency"])
+        warm = http_load.run_load(server.port, warmup, concurrency=concurrency, time_limit=30)
+        if warm["errors"]:
+            raise RuntimeError(f"HTTP warm-up had errors: {warm['statuses']}")
+        out = http_load.run_load(
+            server.port,
+            bodies,
+            concurrency=concurrency,
+            time_limit=float(sizes["http_time_limit"]),
+        )
+    out["workers"] = int(sizes["http_workers"])
+    out["threads_per_worker"] = int(sizes["http_threads"])
+    print(
+        f"  [{spec['name']}] HTTP: {out['throughput_per_s']:.0f} mints/s, p50 "
+        f"{out['p50_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms, errors {out['errors']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return out
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    output = Path(sys.argv[2])
+    output.write_text(json.dumps(run(spec), indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
