@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -120,13 +120,22 @@ def authorize_upload(
         reason = f"the index does not accept uploads to project {project!r}"
     else:
         updates: dict[str, object] = {"last_used_at": now, "upload_count": F("upload_count") + 1}
+        # The publisher conditions go in a correlated EXISTS, not a join: with a join Django
+        # emits `UPDATE ... WHERE id IN (SELECT ...)`, and PostgreSQL does not re-evaluate that
+        # subquery after waiting for a concurrent update of the row, so several concurrent
+        # uploads could all consume one single-use token. A plain single-table WHERE is
+        # re-checked against the committed row.
+        publisher_ok = Publisher.objects.filter(
+            pk=OuterRef("publisher_id"),
+            enabled=True,
+            pending_expires_at__isnull=True,
+            projects__name=project,
+        )
         query = IssuedToken.objects.filter(
+            Exists(publisher_ok),
             pk=principal.token_id,
             revoked_at__isnull=True,
             expires_at__gt=now,
-            publisher__enabled=True,
-            publisher__pending_expires_at__isnull=True,
-            publisher__projects__name=project,
         )
         if principal.single_use:
             query = query.filter(used_at__isnull=True)
