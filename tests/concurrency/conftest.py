@@ -38,18 +38,22 @@ class RaceIndex:
         session.trust_env = False  # no proxies or CA variables from the machine
         return session
 
-    def publisher(self, *, single_use_default: bool = False) -> tuple[str, str]:
-        """A fresh repository + project with a publisher and the project itself."""
+    def publisher(self, *, pending: bool = False) -> tuple[str, str]:
+        """A fresh repository + project with a publisher (and the project, unless pending)."""
         name = "race-" + uuid.uuid4().hex[:8]
         repository = f"acme/{name}"
-        self.agent("create_project", name=name)
+        if not pending:
+            self.agent("create_project", name=name)
         self.agent(
             "execute",
             code=(
+                "from datetime import timedelta\n"
+                "from django.utils import timezone\n"
                 "from trusted_publishing.models import GitHubPublisher, TrustedIssuer\n"
                 f"issuer = TrustedIssuer.objects.get(url={ISSUER_URL!r})\n"
                 "p = GitHubPublisher.objects.create(issuer=issuer, repository_owner='acme', "
-                f"repository_name={name!r}, workflow_filename='release.yml')\n"
+                f"repository_name={name!r}, workflow_filename='release.yml', "
+                f"pending_expires_at=timezone.now() + timedelta(days=1) if {pending!r} else None)\n"
                 f"p.add_projects([{name!r}])\n"
                 "result = p.pk\n"
             ),
@@ -65,7 +69,7 @@ class RaceIndex:
             code=(
                 "from trusted_publishing.models import AuditEvent, IssuedToken, "
                 "UsedIdentityToken\n"
-                "from example_project.index.models import File\n"
+                "from example_project.index.models import File, Project\n"
                 f"result = {expression}\n"
             ),
         )

@@ -151,3 +151,27 @@ def test_burst_of_distinct_exchanges_loses_nothing(race_index: RaceIndex) -> Non
         f"claims__repository={repository!r}).count()"
     )
     assert failed == 0
+
+
+def test_concurrent_first_exchanges_of_a_pending_publisher(race_index: RaceIndex) -> None:
+    """Several jobs of a pending publisher's first release race to create the project."""
+    repository, project = race_index.publisher(pending=True)
+    jwts = [race_index.jwt(repository) for _ in range(20)]
+    responses = _all_at_once(20, lambda i, s: _mint(race_index, s, jwts[i]))
+    count("concurrent requests", 20)
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses[200] >= 1, statuses
+    assert set(statuses) <= {200, 422}, (
+        statuses,
+        [r.text[:200] for r in responses if r.status_code >= 500],
+    )
+    for response in responses:
+        if response.status_code == 422:
+            assert response.json()["code"] == "invalid-pending-publisher"
+    assert race_index.count(f"Project.objects.filter(normalized_name={project!r}).count()") == 1
+    assert (
+        race_index.count(
+            f"AuditEvent.objects.filter(kind='publisher.reified', projects=[{project!r}]).count()"
+        )
+        == 1
+    )
