@@ -249,8 +249,16 @@ def _mint(
             UsedIdentityToken.objects.create(
                 key=key, issuer_url=issuer["url"], expires_at=replay_until
             )
-            if publisher.is_pending:
+            # Concurrent first exchanges of a pending publisher: lock its row and re-read, so
+            # exactly one creates the projects; the others wait and mint as for a normal one.
+            if publisher.is_pending and list(
+                Publisher.objects.select_for_update()
+                .filter(pk=publisher.pk, pending_expires_at__isnull=False)
+                .values_list("pk", flat=True)
+            ):
                 reified = _reify(publisher, issuer["url"])
+            else:
+                publisher.pending_expires_at = None
             bindings = rules.bindings(publisher, claims)
             if bindings:
                 type(publisher).objects.filter(pk=publisher.pk).update(**bindings)
