@@ -135,6 +135,11 @@ TRUSTED_PUBLISHING = {
     ),
     "EXCHANGE_RATE_LIMIT": env.str("TP_EXCHANGE_RATE_LIMIT", default="120/min") or None,
     "TOKEN_LIFETIME": env.int("TP_TOKEN_LIFETIME", default=900),
+    # Issuer key fetching (the outage tests shorten these).
+    "JWKS_FETCH_TIMEOUT": env.float("TP_JWKS_FETCH_TIMEOUT", default=5.0),
+    "JWKS_REFRESH_COOLDOWN": env.int("TP_JWKS_REFRESH_COOLDOWN", default=60),
+    "JWKS_MAX_AGE": env.int("TP_JWKS_MAX_AGE", default=3600),
+    "JWKS_MAX_BYTES": env.int("TP_JWKS_MAX_BYTES", default=256 * 1024),
 }
 
 #: The development identity provider (example_project.devidp, DEBUG only).
