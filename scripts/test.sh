@@ -33,7 +33,7 @@ fi
 
 python -m ruff check . || exit 1
 DJANGO_SETTINGS_MODULE=tests.settings python -m django makemigrations --check --dry-run \
-    trusted_publishing >/dev/null || { echo "error: model changes without a migration" >&2; exit 1; }
+    trusted_publishing index >/dev/null || { echo "error: model changes without a migration" >&2; exit 1; }
 
 python -m pytest "$@"
 rc=$?
