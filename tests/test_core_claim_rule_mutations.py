@@ -149,14 +149,10 @@ SCENARIOS = {
     ),
 }
 
-#: Checks of the claim that subject() looks candidates up by (case-insensitively, like the
-#: check): redundant with the lookup, kept as a second line of defence.
+#: Checks of the claims that subject() looks candidates up by (declared by each provider as
+#: ``lookup_claims``): redundant with the lookup, kept as a second line of defence.
 COVERED_BY_SUBJECT = {
-    ("github", "repository"),
-    ("gitlab", "project_path"),
-    ("google", "email"),
-    ("activestate", "organization"),
-    ("activestate", "project"),
+    (provider, claim) for provider, rules in RULES.items() for claim in rules.lookup_claims
 }
 
 ALL_CHECKS = [(p, name) for p, rules in RULES.items() for name, _check in rules.checks]

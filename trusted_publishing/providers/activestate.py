@@ -44,6 +44,7 @@ class ActiveStateRules(ProviderRules):
     model = ActiveStatePublisher
     requires_jti = False
     required_claims = ("sub", "organization", "project", "actor_id", "builder")
+    lookup_claims = ("organization", "project")
     checks = (
         ("organization", check_organization),
         ("project", check_project),

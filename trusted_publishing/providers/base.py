@@ -60,6 +60,9 @@ class ProviderRules:
     required_claims: ClassVar[tuple[str, ...]] = ()
     #: (name, check) pairs, all run for every candidate publisher.
     checks: ClassVar[tuple[tuple[str, Check], ...]] = ()
+    #: Claims that ``subject()`` is built from: the candidate lookup already filters on them, so
+    #: their checks are a second line of defence (kept so a check never depends on the query).
+    lookup_claims: ClassVar[tuple[str, ...]] = ()
     #: Claims copied (as strings, truncated) into the token snapshot and audit events.
     snapshot_claims: ClassVar[tuple[str, ...]] = ()
     run_id_claim: ClassVar[str] = ""

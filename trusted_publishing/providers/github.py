@@ -107,6 +107,7 @@ class GitHubRules(ProviderRules):
         "sha",
         "event_name",
     )
+    lookup_claims = ("repository",)
     checks = (
         ("repository", check_repository),
         ("repository_owner", check_repository_owner),

@@ -93,6 +93,7 @@ class GitLabRules(ProviderRules):
         "namespace_id",
         "project_id",
     )
+    lookup_claims = ("project_path",)
     checks = (
         ("project_path", check_project_path),
         ("sub", check_sub),

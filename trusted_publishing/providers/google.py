@@ -30,6 +30,7 @@ class GoogleRules(ProviderRules):
     model = GooglePublisher
     requires_jti = False
     required_claims = ("email", "sub")
+    lookup_claims = ("email",)
     checks = (
         ("email", check_email),
         ("email_verified", check_email_verified),
