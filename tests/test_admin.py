@@ -486,19 +486,29 @@ def test_changelist_queries_do_not_grow_with_rows(admin_client_: Client) -> None
 
 @pytest.mark.slow
 def test_big_lists_stay_fast(admin_client_: Client) -> None:
-    """10,000 publishers and 40,000 events + 20,000 tokens: every list renders in well under 2 s."""
+    """10,000 publishers, 20,000 tokens and 100,000 events: every list renders quickly."""
     import time
 
+    for name in CHANGELISTS:  # warm up templates, URL resolvers and the session first
+        admin_client_.get(url(f"{name}_changelist"))
     issuer = TrustedIssuer.objects.get(url=GITHUB_URL)
     seed(10_000, issuer)
     AuditEvent.objects.bulk_create(
         AuditEvent(kind="upload.authorised", outcome="success", publisher_label=f"org/r{i}")
         for i in range(60_000)
     )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # as autovacuum would have done in production
     for name in CHANGELISTS:
-        for query in ["", "?state=live" if name == "issuedtoken" else ""]:
+        for query in ["", "?state=live" if name == "issuedtoken" else "?q=org/repo77"]:
+            if name == "trustedissuer" and query:
+                continue
             started = time.perf_counter()
-            response = admin_client_.get(url(f"{name}_changelist") + query)
+            with CaptureQueriesContext(connection) as ctx:
+                response = admin_client_.get(url(f"{name}_changelist") + query)
             elapsed = time.perf_counter() - started
             assert response.status_code == 200
-            assert elapsed < 2.0, (name, query, elapsed)
+            assert len(ctx.captured_queries) < 15, name
+            # Generous for a loaded CI machine; it takes ~0.2 s on an idle one.
+            assert elapsed < 3.0, (name, query, elapsed)
