@@ -271,3 +271,22 @@ def test_authorize_upload_with_random_project_names(
         assert principal.may_upload_to(project) is False or "widgets" in exc.reason
     else:
         assert principal.may_upload_to(project)
+
+
+@pytest.mark.django_db
+def test_authorize_upload_with_a_nul_byte_in_the_project_name(
+    client: Any, github_issuer: TestIssuer, github_publisher: Any
+) -> None:
+    """PostgreSQL refuses NUL in text and jsonb: the denial must still be recorded, not crash."""
+    minted = client.post(
+        MINT_PATHS[0],
+        data=json.dumps({"token": github_issuer.sign(github_issuer.github_claims())}),
+        content_type="application/json",
+    ).json()["token"]
+    principal = authenticate_upload_token(minted)
+    assert principal is not None
+    with pytest.raises(UploadDenied):
+        authorize_upload(principal, "widgets\x00")
+    denied = AuditEvent.objects.get(kind=AuditEvent.Kind.UPLOAD_DENIED)
+    assert "\x00" not in json.dumps(denied.projects)
+    assert authorize_upload(principal, "widgets") is principal  # the transaction is intact

@@ -442,6 +442,19 @@ CASES: list[Case] = [
         422,
         "unknown-issuer",
     ),
+    # NUL cannot be stored in PostgreSQL text/jsonb: the refusal must still be audited.
+    Case(
+        "iss-with-nul-byte",
+        lambda c: _mangled(c, iss=c.issuer.url + "\x00"),
+        422,
+        "unknown-issuer",
+    ),
+    Case(
+        "repository-with-nul-byte",
+        lambda c: _mangled(c, repository="acme/widgets\x00"),
+        422,
+        "invalid-publisher",
+    ),
     Case(
         "iss-trailing-slash",
         lambda c: c.sign(c.claims(iss=c.issuer.url + "/")),

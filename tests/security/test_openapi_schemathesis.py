@@ -9,11 +9,14 @@ every error).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -34,6 +37,21 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+
+
+@pytest.fixture
+def keep_test_connection() -> Iterator[None]:
+    """Like Django's test client: a WSGI request must not close the test's DB connection.
+
+    (On PostgreSQL close_old_connections closes a connection inside the test transaction.)
+    """
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 def test_served_document_is_the_maintained_one(client: Any) -> None:
@@ -57,7 +75,9 @@ def test_served_document_is_the_maintained_one(client: Any) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-def test_exchange_api_conforms(case: Any, github_publisher: Any) -> None:
+def test_exchange_api_conforms(
+    case: Any, github_publisher: Any, keep_test_connection: None
+) -> None:
     response = case.call()
     count("fuzzed requests")
     case.validate_response(response, checks=CHECKS)
