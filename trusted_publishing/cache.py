@@ -37,6 +37,8 @@ def get_issuer(url: str) -> dict[str, Any] | None:
     """The trusted issuer whose URL is exactly ``url``, or None. Cached, including misses."""
     from .models import TrustedIssuer
 
+    if "\x00" in url:  # never an issuer URL, and PostgreSQL cannot even compare it
+        return None
     cache = get_cache()
     key = issuer_key(url)
     cached = cache.get(key)

@@ -131,6 +131,8 @@ def find_publisher(issuer: dict[str, Any], claims: dict[str, Any]) -> tuple[Publ
     rows = PublisherProject.objects.filter(
         publisher__issuer_id=issuer["pk"], publisher__subject=subject, publisher__enabled=True
     ).select_related(f"publisher__{child}")
+    if "\x00" in subject:  # matches no publisher; PostgreSQL would reject the query
+        rows = PublisherProject.objects.none()
     candidates: dict[int, tuple[Publisher, list[str]]] = {}
     for row in rows:
         specific = getattr(row.publisher, child, None)
