@@ -322,7 +322,11 @@ class PublisherProjectFilter(ProjectNameFilter):
 class PublisherAdminBase(admin.ModelAdmin):
     """Behaviour shared by the per-provider screens and the overview of all publishers."""
 
-    list_filter = [PublisherStateFilter, "enabled", PublisherProjectFilter, "issuer"]
+    list_filter = [
+        PublisherStateFilter,
+        PublisherProjectFilter,
+        ("issuer", admin.RelatedOnlyFieldListFilter),  # only issuers these publishers use
+    ]
     list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts scan the whole table
