@@ -28,15 +28,17 @@ pytestmark = [
 ISSUER_URL = "https://token.actions.test"
 
 
-def _http() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # no proxy / CA-bundle variables for a loopback server
-    return session
+def _post(url: str, **kwargs: Any) -> requests.Response:
+    # A fresh, closed-after-use connection: an idle keep-alive socket would leave a live-server
+    # thread waiting until after the server (and its shared DB connection) is gone.
+    with requests.Session() as session:
+        session.trust_env = False  # no proxy / CA-bundle variables for a loopback server
+        return session.post(url, headers={"Connection": "close"}, timeout=30, **kwargs)
 
 
 def _upload(base: str, token: str, version: str) -> requests.Response:
     content = b"not really a tarball, the index only checks names and digests\n" + version.encode()
-    return _http().post(
+    return _post(
         f"{base}/legacy/",
         auth=("__token__", token),
         data={
@@ -45,7 +47,6 @@ def _upload(base: str, token: str, version: str) -> requests.Response:
             "sha256_digest": hashlib.sha256(content).hexdigest(),
         },
         files={"content": (f"gadgets-{version}.tar.gz", content, "application/octet-stream")},
-        timeout=30,
     )
 
 
@@ -100,7 +101,7 @@ def test_operator_flow(page: Any, screenshot: Any, live_server: Any, admin_user:
     # --- CI: exchange an identity token, then upload ---------------------------------------
     jwt = issuer.sign(issuer.github_claims(repository="acme/gadgets", environment="pypi",
                                            run_id="4242"))
-    response = _http().post(f"{base}/_/oidc/mint-token", json={"token": jwt}, timeout=30)
+    response = _post(f"{base}/_/oidc/mint-token", json={"token": jwt})
     assert response.status_code == 200, response.text
     token = response.json()["token"]
     assert _upload(base, token, "1.0").status_code == 200
