@@ -10,9 +10,11 @@ so two concurrent uploads with one single-use token cannot both succeed.
 
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Any
 
-from django.db.models import Exists, F, OuterRef
+from django.db import connections, router
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -22,7 +24,7 @@ from .conf import tp_settings
 from .errors import UploadDenied
 from .exchange import hash_token
 from .integration import get_integration
-from .models import AuditEvent, IssuedToken, Publisher
+from .models import AuditEvent, IssuedToken, Publisher, PublisherProject
 from .models.publishers import PUBLISHER_MODELS
 from .names import normalize_project_name
 from .principal import PublisherPrincipal
@@ -107,6 +109,61 @@ def _denial_reason(principal: PublisherPrincipal, project: str) -> str:
     return f"the publisher is no longer registered for project {project!r}"
 
 
+@functools.cache
+def _consume_sql(alias: str, single_use: bool) -> str:
+    """The conditional UPDATE that authorises one upload, as SQL text (built once).
+
+    Written out rather than built by the ORM on every upload: compiling the equivalent
+    queryset (``filter(Exists(...)).update(...)``) took ~1 ms of CPU per upload, executing it
+    ~0.05 ms. The shape is the one the concurrency fix needs: the publisher conditions sit in a
+    correlated EXISTS, not a join (with a join Django emits ``UPDATE ... WHERE id IN (SELECT
+    ...)``, and PostgreSQL does not re-evaluate that subquery after waiting for a concurrent
+    update of the row, so several concurrent uploads could all consume one single-use token).
+    A plain single-table WHERE is re-checked against the committed row.
+    """
+    qn = connections[alias].ops.quote_name
+    token, publisher, project = IssuedToken._meta, Publisher._meta, PublisherProject._meta
+
+    def col(meta: Any, field: str) -> str:
+        return f"{qn(meta.db_table)}.{qn(meta.get_field(field).column)}"
+
+    sets = [
+        f"{qn(token.get_field('last_used_at').column)} = %s",
+        f"{qn(token.get_field('upload_count').column)} = {col(token, 'upload_count')} + 1",
+    ]
+    where = [
+        f"{col(token, 'id')} = %s",
+        f"{col(token, 'revoked_at')} IS NULL",
+        f"{col(token, 'expires_at')} > %s",
+    ]
+    if single_use:
+        sets.append(f"{qn(token.get_field('used_at').column)} = %s")
+        where.append(f"{col(token, 'used_at')} IS NULL")
+    # Only quoted table/column names from model metadata go into the text; values are
+    # parameters.
+    where.append(
+        f"EXISTS (SELECT 1 FROM {qn(publisher.db_table)} INNER JOIN {qn(project.db_table)} "  # noqa: S608
+        f"ON ({col(publisher, 'id')} = {col(project, 'publisher')}) "
+        f"WHERE {col(publisher, 'id')} = {col(token, 'publisher')} "
+        f"AND {col(publisher, 'enabled')} = %s "
+        f"AND {col(publisher, 'pending_expires_at')} IS NULL "
+        f"AND {col(project, 'name')} = %s)"
+    )
+    return f"UPDATE {qn(token.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(where)}"  # noqa: S608
+
+
+def _consume(token_id: int, project: str, now: Any, *, single_use: bool) -> int:
+    """Record one upload with the token if it may still upload to ``project``; rows changed."""
+    alias = router.db_for_write(IssuedToken)
+    connection = connections[alias]
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    params: list[Any] = [stamp] + ([stamp] if single_use else [])
+    params += [token_id, stamp, True, project]
+    with connection.cursor() as cursor:
+        cursor.execute(_consume_sql(alias, single_use), params)
+        return cursor.rowcount
+
+
 def authorize_upload(
     principal: PublisherPrincipal, project_name: str, request: HttpRequest | None = None
 ) -> PublisherPrincipal:
@@ -119,28 +176,7 @@ def authorize_upload(
     elif not get_integration().may_upload(principal, project):
         reason = f"the index does not accept uploads to project {project!r}"
     else:
-        updates: dict[str, object] = {"last_used_at": now, "upload_count": F("upload_count") + 1}
-        # The publisher conditions go in a correlated EXISTS, not a join: with a join Django
-        # emits `UPDATE ... WHERE id IN (SELECT ...)`, and PostgreSQL does not re-evaluate that
-        # subquery after waiting for a concurrent update of the row, so several concurrent
-        # uploads could all consume one single-use token. A plain single-table WHERE is
-        # re-checked against the committed row.
-        publisher_ok = Publisher.objects.filter(
-            pk=OuterRef("publisher_id"),
-            enabled=True,
-            pending_expires_at__isnull=True,
-            projects__name=project,
-        )
-        query = IssuedToken.objects.filter(
-            Exists(publisher_ok),
-            pk=principal.token_id,
-            revoked_at__isnull=True,
-            expires_at__gt=now,
-        )
-        if principal.single_use:
-            query = query.filter(used_at__isnull=True)
-            updates["used_at"] = now
-        if query.update(**updates) != 1:
+        if _consume(principal.token_id, project, now, single_use=principal.single_use) != 1:
             reason = _denial_reason(principal, project)
 
     publisher: Publisher = principal.publisher
