@@ -169,5 +169,7 @@ LOGGING = {
             "level": env.str("TP_LOG_LEVEL", default="INFO"),
         },
         "example_project": {"handlers": ["console"], "level": "INFO"},
+        # Unhandled exceptions (500s) with their tracebacks; bodies and headers are not logged.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }

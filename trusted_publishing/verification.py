@@ -137,6 +137,8 @@ def verify_identity_token(raw: Any) -> VerifiedToken:
                 "verify_aud": True,
                 "verify_iss": True,
                 "strict_aud": True,
+                # Refuse keys too short to be trusted (RSA < 2048 bits).
+                "enforce_minimum_key_length": True,
             },
         )
     except jwt_errors.ExpiredSignatureError:

@@ -78,7 +78,10 @@ class Database:
         import psycopg
 
         # libpq understands postgres:// and postgresql://; django-environ also knows pgsql://.
-        conninfo = "postgresql://" + self.outer_url.split("://", 1)[1]
+        # Connect to the maintenance database: the one DATABASE_URL names need not exist
+        # (pytest-django only creates test_<name>).
+        base = self.outer_url.split("://", 1)[1].rpartition("/")[0]
+        conninfo = f"postgresql://{base}/postgres"
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql)
 
@@ -155,6 +158,12 @@ class IndexServer:
         self.http_port = free_port() if self.with_http else None
         self.processes: list[subprocess.Popen[bytes]] = []
         self.agent: Agent | None = None
+        try:  # let the suite-wide secrets guard scan this server's logs too
+            from tests.plugins.secrets_guard import register_log_dir
+
+            register_log_dir(self.workdir)
+        except ImportError:
+            pass
 
     # --- URLs ---------------------------------------------------------------------------------
     @property
