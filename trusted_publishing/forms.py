@@ -251,9 +251,7 @@ def _validate_workflow_suffix(value: str, what: str) -> None:
 
 def identity_key_for(publisher: Publisher) -> str:
     """The identity key ``publisher.save()`` will store (to find an identical publisher first)."""
-    return "\x1f".join(
-        [publisher.provider_id, str(publisher.issuer_id), *publisher.identity_fields()]
-    )
+    return publisher.compute_identity_key()
 
 
 class PublisherForm(forms.ModelForm):

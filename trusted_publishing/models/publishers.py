@@ -67,13 +67,15 @@ class Publisher(models.Model):
     def compute_subject(self) -> str:  # overridden by each provider
         raise NotImplementedError
 
+    def compute_identity_key(self) -> str:
+        """Issuer + every identifying field: two publishers with the same key are the same."""
+        return "\x1f".join([self.provider_id, str(self.issuer_id), *self.identity_fields()])
+
     def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         if type(self) is not Publisher:
             self.provider = self.provider_id
             self.subject = self.compute_subject()
-            self.identity_key = "\x1f".join(
-                [self.provider, str(self.issuer_id), *self.identity_fields()]
-            )
+            self.identity_key = self.compute_identity_key()
         super().save(*args, **kwargs)
 
     @property
