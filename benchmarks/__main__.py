@@ -76,6 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, help="HTTP clients (default 8)")
     parser.add_argument(
+        "--threads",
+        type=int,
+        help="threads per gunicorn worker (default 4, gthread; 1 = sync worker, no keep-alive)",
+    )
+    parser.add_argument(
         "--sqlite-sync",
         choices=["NORMAL", "FULL"],
         default="NORMAL",
@@ -194,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = dict(QUICK if args.quick else FULL)
     if args.concurrency:
         sizes["http_concurrency"] = args.concurrency
+    if args.threads:
+        sizes["http_threads"] = args.threads
     os.environ["TP_BENCH_SQLITE_SYNC"] = args.sqlite_sync
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tp-bench-") as tmp:

@@ -52,6 +52,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             cursor.execute("PRAGMA journal_mode")
             result["sqlite_journal_mode"] = cursor.fetchone()[0]
     result["migrate_seconds"] = time.perf_counter() - started
+    result["commit_probe_ms"] = _commit_probe()
 
     # Count every key fetch, in this process (patched) and at the identity provider (HTTP).
     fetches = {"calls": 0}
@@ -90,6 +91,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             tokens = inprocess.sign_tokens(issuer, n)
             out: dict[str, Any] = {}
             out["baseline"] = inprocess.baseline(issuer, tokens, limit)
+            out["cache_get"] = inprocess.cache_round_trip(n, limit)
             out["noop_client"] = inprocess.client_floor("/_bench/noop", tokens, limit)
             out["noop_drf_client"] = inprocess.client_floor("/_bench/noop-drf", tokens, limit)
             mint_summary, mint_errors, minted = inprocess.mint(tokens, limit)
@@ -136,6 +138,24 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _commit_probe(n: int = 100) -> float:
+    """Median of a one-row autocommit INSERT through Django: what one commit costs here (a
+    real table: temporary ones skip the write-ahead log on both backends)."""
+    import statistics
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE tp_bench_probe (x INTEGER)")
+        samples = []
+        for i in range(n):
+            begun = time.perf_counter()
+            cursor.execute("INSERT INTO tp_bench_probe (x) VALUES (%s)", [i])
+            samples.append((time.perf_counter() - begun) * 1000)
+        cursor.execute("DROP TABLE tp_bench_probe")
+    return statistics.median(samples)
+
+
 def _row_counts() -> dict[str, int]:
     from trusted_publishing.models import (
         AuditEvent,
@@ -154,6 +174,8 @@ def _row_counts() -> dict[str, int]:
 def _http_phase(spec: dict[str, Any], issuer: Any, inprocess: Any, http_load: Any) -> dict:
     from django.db import connections
 
+    from .stats import cpu_times, process_tree_cpu
+
     sizes = spec["sizes"]
     warmup = [inprocess.mint_body(t).encode() for t in inprocess.sign_tokens(issuer, 100)]
     bodies = [
@@ -170,17 +192,34 @@ def _http_phase(spec: dict[str, Any], issuer: Any, inprocess: Any, http_load: An
         warm = http_load.run_load(server.port, warmup, concurrency=concurrency, time_limit=30)
         if warm["errors"]:
             raise RuntimeError(f"HTTP warm-up had errors: {warm['statuses']}")
+        assert server.process is not None
+        busy_0, total_0 = cpu_times()
+        server_0, client_0 = process_tree_cpu(server.process.pid), time.process_time()
         out = http_load.run_load(
             server.port,
             bodies,
             concurrency=concurrency,
             time_limit=float(sizes["http_time_limit"]),
         )
+        busy_1, total_1 = cpu_times()
+        server_cpu = process_tree_cpu(server.process.pid) - server_0
+        client_cpu = time.process_time() - client_0
+    # Where the machine's CPU went during the load: gunicorn, the load generator, and the rest
+    # (database server, Redis, and anything else running on this machine).
+    ok = max(1, out["ok"])
+    out["cpu"] = {
+        "machine_busy_pct": 100 * (busy_1 - busy_0) / max(1e-9, total_1 - total_0),
+        "server_ms_per_mint": 1000 * server_cpu / ok,
+        "client_ms_per_mint": 1000 * client_cpu / ok,
+        "rest_ms_per_mint": 1000 * ((busy_1 - busy_0) - server_cpu - client_cpu) / ok,
+    }
     out["workers"] = int(sizes["http_workers"])
     out["threads_per_worker"] = int(sizes["http_threads"])
     print(
         f"  [{spec['name']}] HTTP: {out['throughput_per_s']:.0f} mints/s, p50 "
-        f"{out['p50_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms, errors {out['errors']}",
+        f"{out['p50_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms, errors {out['errors']}; CPU "
+        f"{out['cpu']['machine_busy_pct']:.0f}% busy, server {out['cpu']['server_ms_per_mint']:.2f}"
+        f" ms/mint",
         file=sys.stderr,
         flush=True,
     )
