@@ -30,8 +30,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 FULL = {
+    "rounds": 3,
     "phase_time_limit": 60,
-    "mint_iterations": 3000,
+    "mint_iterations": 3000,  # over all rounds
     "upload_iterations": 3000,
     "first_use_tokens": 1000,
     "scale_rows": 100_000,
@@ -43,7 +44,7 @@ FULL = {
 }
 QUICK = {
     **FULL,
-    "phase_time_limit": 5,
+    "phase_time_limit": 3,
     "mint_iterations": 300,
     "upload_iterations": 300,
     "first_use_tokens": 100,

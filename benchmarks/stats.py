@@ -91,3 +91,10 @@ def process_tree_cpu(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue
     return used
+
+
+def best_round(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the lowest median (as timeit takes the best run), with every round's
+    median kept for the record."""
+    best = min(summaries, key=lambda s: s["median_ms"])
+    return {**best, "round_medians_ms": [s["median_ms"] for s in summaries]}
