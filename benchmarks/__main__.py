@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from . import report
 
 HERE = Path(__file__).resolve().parent
+POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "psql"}
 ROOT = HERE.parent
 
 FULL = {
@@ -56,7 +57,8 @@ QUICK = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks",
+        description="Benchmark the trusted-publishing exchange and upload check on this machine.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
     parser.add_argument(
@@ -237,7 +239,13 @@ def main(argv: list[str] | None = None) -> int:
                     "phases": ["inprocess", "http", "scale"],
                 }
             )
-        if args.database_url:
+        if args.database_url and urlsplit(args.database_url).scheme not in POSTGRES_SCHEMES:
+            print(
+                "ignoring the database URL: only PostgreSQL servers are benchmarked besides the "
+                "built-in SQLite run",
+                file=sys.stderr,
+            )
+        elif args.database_url:
             try:
                 pg_url = prepare_postgres(args.database_url, args.pg_database)
             except Exception as exc:
