@@ -284,7 +284,10 @@ class Demo:
         say(f"Installing {PROJECT}=={VERSION} back from {self.base}/simple/ with pip")
         target = self.data / "installed"
         self.run([sys.executable, "-m", "pip", "install", "--no-cache-dir", "--no-deps",
-                  "--index-url", f"{self.base}/simple/", "--cert", self.ca,
+                  # pip >= 24.2 (truststore) cannot verify https to an IP address; the demo
+                  # certificate also names localhost.
+                  "--index-url", f"{self.base.replace('://127.0.0.1:', '://localhost:')}/simple/",
+                  "--cert", self.ca,
                   "--target", target, f"{PROJECT}=={VERSION}"],
                  env=self.base_env(), what="pip install", show=True)
         module = PROJECT.replace("-", "_")
