@@ -64,7 +64,6 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 # Persistent connections, as production deployments use (a new SQLite connection per request
 # costs a file open, the PRAGMAs and Django's function registrations).
 _db["CONN_MAX_AGE"] = 600
-_db["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _db}
 
 _cache_url = os.environ.get("TP_BENCH_CACHE_URL", "filecache:///tmp/tp-bench-cache")
