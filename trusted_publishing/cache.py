@@ -9,6 +9,7 @@ a stale entry can never authorise anything.
 from __future__ import annotations
 
 import hashlib
+from contextvars import ContextVar
 from typing import Any
 
 from django.core.cache import BaseCache, caches
@@ -33,6 +34,18 @@ def issuer_key(url: str) -> str:
     return _key("issuer", url)
 
 
+def keyset_key(url: str) -> str:
+    """Cache key of an issuer's fetched JWKS (written by keys.py)."""
+    return _key("jwks-set", url)
+
+
+#: Set by verification.verify_identity_token for the duration of one verification: then
+#: get_issuer reads the issuer entry and its key set in one round trip (``get_many``) and leaves
+#: the key set here for keys.get_signing_key, which takes it only for that same issuer dict.
+#: Nothing outlives the verification, so this is not a process-local cache.
+keyset_prefetch: ContextVar[dict[str, Any] | None] = ContextVar("tp_keyset_prefetch", default=None)
+
+
 def get_issuer(url: str) -> dict[str, Any] | None:
     """The trusted issuer whose URL is exactly ``url``, or None. Cached, including misses."""
     from .models import TrustedIssuer
@@ -41,15 +54,24 @@ def get_issuer(url: str) -> dict[str, Any] | None:
         return None
     cache = get_cache()
     key = issuer_key(url)
-    cached = cache.get(key)
+    prefetch = keyset_prefetch.get()
+    if prefetch is None:
+        cached = cache.get(key)
+    else:
+        # Both keys derive from the unverified ``iss``: one round trip instead of two.
+        found = cache.get_many([key, keyset_key(url)])
+        cached = found.get(key)
+        prefetch.clear()
+        prefetch["keyset"] = found.get(keyset_key(url))
     if cached == _MISSING:
         return None
-    if cached is not None:
-        return cached
-    row = TrustedIssuer.objects.filter(url=url).first()
-    value = row.as_cache_dict() if row else None
-    cache.set(key, value if value is not None else _MISSING, ISSUER_TTL)
-    return value
+    if cached is None:
+        row = TrustedIssuer.objects.filter(url=url).first()
+        cached = row.as_cache_dict() if row else None
+        cache.set(key, cached if cached is not None else _MISSING, ISSUER_TTL)
+    if prefetch is not None and cached is not None:
+        prefetch["issuer"] = cached
+    return cached
 
 
 def forget_issuer(url: str) -> None:

@@ -26,7 +26,7 @@ import requests
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
-from .cache import get_cache
+from .cache import get_cache, keyset_prefetch
 from .conf import tp_settings
 from .errors import IssuerUnavailable
 
@@ -244,7 +244,13 @@ def get_signing_key(issuer: dict[str, Any], kid: str) -> PyJWK:
             raise UnknownKey(kid)
         return _to_pyjwk(url, kid, keys[kid])
 
-    keyset = _cached_keyset(url)
+    prefetch = keyset_prefetch.get()
+    if prefetch is not None and prefetch.get("issuer") is issuer:
+        # Read together with the issuer entry by this verification (cache.get_issuer).
+        keyset = prefetch.pop("keyset", None)
+        prefetch.clear()
+    else:
+        keyset = _cached_keyset(url)
     keys: dict[str, dict[str, Any]] = keyset["keys"] if keyset else {}
     stale = keyset is None or time.time() - keyset.get("fetched_at", 0) > tp_settings.JWKS_MAX_AGE
     if kid not in keys or stale:

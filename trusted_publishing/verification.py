@@ -76,7 +76,15 @@ def peek_issuer(raw: str) -> tuple[dict[str, Any], str]:
 
 def verify_identity_token(raw: Any) -> VerifiedToken:
     header, iss = peek_issuer(raw)
+    # Let the issuer lookup fetch the key set in the same cache round trip (see cache.py).
+    prefetch = tp_cache.keyset_prefetch.set({})
+    try:
+        return _verify(raw, header, iss)
+    finally:
+        tp_cache.keyset_prefetch.reset(prefetch)
 
+
+def _verify(raw: str, header: dict[str, Any], iss: str) -> VerifiedToken:
     issuer = tp_cache.get_issuer(iss)
     if issuer is None:
         raise TrustedPublishingError(
