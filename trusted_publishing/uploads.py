@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from . import cache as tp_cache
-from . import signals
+from . import fastsql, signals
 from .conf import tp_settings
 from .errors import UploadDenied
 from .exchange import hash_token
@@ -171,28 +171,32 @@ def authorize_upload(
     project = normalize_project_name(project_name)
     now = timezone.now()
     reason = ""
+    integration = get_integration()  # one instance per call (settings lookup + import)
     if project not in principal.projects:
         reason = f"the token may not upload to project {project!r}"
-    elif not get_integration().may_upload(principal, project):
+    elif not integration.may_upload(principal, project):
         reason = f"the index does not accept uploads to project {project!r}"
     else:
         if _consume(principal.token_id, project, now, single_use=principal.single_use) != 1:
             reason = _denial_reason(principal, project)
 
     publisher: Publisher = principal.publisher
-    AuditEvent.objects.create(
-        created_at=now,
-        kind=AuditEvent.Kind.UPLOAD_DENIED if reason else AuditEvent.Kind.UPLOAD_AUTHORISED,
-        outcome=AuditEvent.Outcome.FAILURE if reason else AuditEvent.Outcome.SUCCESS,
-        error_code="upload-denied" if reason else "",
-        message=reason or f"upload to {project} authorised",
-        issuer_url=principal.issuer_url,
-        publisher_id=publisher.pk,
-        publisher_label=publisher.describe()[:400],
-        token_id=principal.token_id,
-        projects=[project],
-        claims=principal.claims,
-        remote_addr=get_integration().client_address(request) if request is not None else None,
+    # Prebuilt INSERT (fastsql.py): the ORM's save machinery was a third of this function's CPU.
+    fastsql.insert_event(
+        AuditEvent(
+            created_at=now,
+            kind=AuditEvent.Kind.UPLOAD_DENIED if reason else AuditEvent.Kind.UPLOAD_AUTHORISED,
+            outcome=AuditEvent.Outcome.FAILURE if reason else AuditEvent.Outcome.SUCCESS,
+            error_code="upload-denied" if reason else "",
+            message=reason or f"upload to {project} authorised",
+            issuer_url=principal.issuer_url,
+            publisher_id=publisher.pk,
+            publisher_label=publisher.describe()[:400],
+            token_id=principal.token_id,
+            projects=[project],
+            claims=principal.claims,
+            remote_addr=integration.client_address(request) if request is not None else None,
+        )
     )
     if reason:
         if principal.single_use or "revoked" in reason or "expired" in reason:

@@ -64,13 +64,19 @@ class AuditEvent(models.Model):
         return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        # Events record client-supplied text; PostgreSQL rejects NUL in text and jsonb, which
-        # would turn a refusal into a database error (and a lost audit row).
+        self.strip_nul()
+        super().save(*args, **kwargs)
+
+    def strip_nul(self) -> None:
+        """Replace NUL in every text and JSON value (also used by fastsql.insert callers).
+
+        Events record client-supplied text; PostgreSQL rejects NUL in text and jsonb, which
+        would turn a refusal into a database error (and a lost audit row).
+        """
         for field in self._meta.concrete_fields:
             value = getattr(self, field.attname)
             if isinstance(value, str | list | dict):
                 setattr(self, field.attname, _without_nul(value))
-        super().save(*args, **kwargs)
 
 
 def _without_nul(value: Any) -> Any:
