@@ -589,6 +589,19 @@ class PublisherAdmin(PublisherAdminBase):
 
 
 # --- issued tokens ------------------------------------------------------------------------------
+class ReadOnlyAdminMixin:
+    """Records written only by the app itself (tokens, audit trail): view permission only."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class TokenStateFilter(admin.SimpleListFilter):
     title = _("state")
     parameter_name = "state"
@@ -622,7 +635,7 @@ class TokenProjectFilter(ProjectNameFilter):
         return queryset.filter(projects__icontains=json.dumps(name))
 
 
-class IssuedTokenAdmin(admin.ModelAdmin):
+class IssuedTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Minted upload tokens, without any secret (not even the digest). View and revoke only."""
 
     list_display = [
@@ -671,15 +684,6 @@ class IssuedTokenAdmin(admin.ModelAdmin):
         "events_link",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(REVOKE_PERMISSION)
@@ -759,7 +763,7 @@ class ErrorCodeFilter(admin.SimpleListFilter):
         return queryset
 
 
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "kind",
@@ -794,15 +798,6 @@ class AuditEventAdmin(admin.ModelAdmin):
         "claims_display",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("projects"))
     def projects_list(self, obj: AuditEvent) -> str:

@@ -63,6 +63,9 @@ class ProviderRules:
     #: Claims that ``subject()`` is built from: the candidate lookup already filters on them, so
     #: their checks are a second line of defence (kept so a check never depends on the query).
     lookup_claims: ClassVar[tuple[str, ...]] = ()
+    #: Immutable ids (publisher field == claim name) remembered on the first successful exchange
+    #: and enforced afterwards by a bind_or_compare check.
+    bound_ids: ClassVar[tuple[str, ...]] = ()
     #: Claims copied (as strings, truncated) into the token snapshot and audit events.
     snapshot_claims: ClassVar[tuple[str, ...]] = ()
     run_id_claim: ClassVar[str] = ""
@@ -85,7 +88,8 @@ class ProviderRules:
             check(publisher, claims, issuer)
 
     def bindings(self, publisher: Any, claims: dict[str, Any]) -> dict[str, str]:
-        return {}
+        """The ids to store now: those not bound yet (checks already verified the others)."""
+        return {name: claims[name] for name in self.bound_ids if not getattr(publisher, name)}
 
     def snapshot(self, claims: dict[str, Any]) -> dict[str, str]:
         return safe_claims(claims, self.snapshot_claims)

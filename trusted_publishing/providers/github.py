@@ -133,6 +133,7 @@ class GitHubRules(ProviderRules):
         "actor",
         "runner_environment",
     )
+    bound_ids = ("repository_owner_id", "repository_id")
     run_id_claim = "run_id"
 
     def subject(self, claims: dict[str, Any]) -> str:
@@ -140,11 +141,3 @@ class GitHubRules(ProviderRules):
 
     def specificity(self, publisher: GitHubPublisher) -> int:
         return 1 if publisher.environment else 0
-
-    def bindings(self, publisher: GitHubPublisher, claims: dict[str, Any]) -> dict[str, str]:
-        out = {}
-        if not publisher.repository_owner_id:
-            out["repository_owner_id"] = claims["repository_owner_id"]
-        if not publisher.repository_id:
-            out["repository_id"] = claims["repository_id"]
-        return out

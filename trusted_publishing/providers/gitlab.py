@@ -117,6 +117,7 @@ class GitLabRules(ProviderRules):
         "user_login",
         "runner_environment",
     )
+    bound_ids = ("namespace_id", "project_id")
     run_id_claim = "pipeline_id"
 
     def subject(self, claims: dict[str, Any]) -> str:
@@ -124,11 +125,3 @@ class GitLabRules(ProviderRules):
 
     def specificity(self, publisher: GitLabPublisher) -> int:
         return 1 if publisher.environment else 0
-
-    def bindings(self, publisher: GitLabPublisher, claims: dict[str, Any]) -> dict[str, str]:
-        out = {}
-        if not publisher.namespace_id:
-            out["namespace_id"] = claims["namespace_id"]
-        if not publisher.project_id:
-            out["project_id"] = claims["project_id"]
-        return out
