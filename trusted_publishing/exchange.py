@@ -263,13 +263,16 @@ def _mint(
                 reified = _reify(publisher, issuer["url"])
             else:
                 publisher.pending_expires_at = None
-            bindings = rules.bindings(publisher, claims)
-            if bindings:
-                type(publisher).objects.filter(pk=publisher.pk).update(**bindings)
             # Minute resolution is enough for "last used" and saves a write per mint in storms.
+            # The publisher row is written before the provider row, in every path: the first
+            # exchange of a pending publisher locks the publisher row first (above), and the
+            # opposite order here let concurrent first exchanges deadlock on PostgreSQL.
             last = publisher.last_used_at
             if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION:
                 Publisher.objects.filter(pk=publisher.pk).update(last_used_at=now)
+            bindings = rules.bindings(publisher, claims)
+            if bindings:
+                type(publisher).objects.filter(pk=publisher.pk).update(**bindings)
             issued = fastsql.insert(
                 IssuedToken(
                     digest=hash_token(token),
