@@ -127,18 +127,24 @@ def find_publisher(issuer: dict[str, Any], claims: dict[str, Any]) -> tuple[Publ
     subject = rules.subject(claims)
     # One indexed query returns the candidate publishers (provider row included) with their
     # projects; a publisher without projects could not mint anyway.
-    child = rules.model._meta.model_name
-    rows = PublisherProject.objects.filter(
-        publisher__issuer_id=issuer["pk"], publisher__subject=subject, publisher__enabled=True
-    ).select_related(f"publisher__{child}")
-    if "\x00" in subject:  # matches no publisher; PostgreSQL would reject the query
-        rows = PublisherProject.objects.none()
     candidates: dict[int, tuple[Publisher, list[str]]] = {}
-    for row in rows:
-        specific = getattr(row.publisher, child, None)
-        if specific is None:
-            continue
-        candidates.setdefault(row.publisher_id, (specific, []))[1].append(row.name)
+    if "\x00" not in subject:  # else it matches no publisher; PostgreSQL would reject the query
+        # A prebuilt statement (fastsql.py): compiling the ORM query cost more than running it.
+        rows = fastsql.publisher_candidates(rules.model, issuer["pk"], subject)
+        if rows is None:  # a database without prebuilt statements: the equivalent ORM query
+            child = rules.model._meta.model_name
+            rows = [
+                (getattr(row.publisher, child, None), row.name)
+                for row in PublisherProject.objects.filter(
+                    publisher__issuer_id=issuer["pk"],
+                    publisher__subject=subject,
+                    publisher__enabled=True,
+                ).select_related(f"publisher__{child}")
+            ]
+        for specific, name in rows:
+            if specific is None:
+                continue
+            candidates.setdefault(specific.pk, (specific, []))[1].append(name)
     ordered = sorted(candidates.values(), key=lambda c: rules.specificity(c[0]), reverse=True)
     reasons: list[str] = []
     for candidate, projects in ordered:
