@@ -278,7 +278,7 @@ def _mint(
                 Publisher.objects.filter(pk=publisher.pk).update(last_used_at=now)
             bindings = rules.bindings(publisher, claims)
             if bindings:
-                type(publisher).objects.filter(pk=publisher.pk).update(**bindings)
+                _bind_ids(publisher, bindings)
             issued = fastsql.insert(
                 IssuedToken(
                     digest=hash_token(token),
@@ -334,6 +334,27 @@ def _mint(
         ",".join(projects),
     )
     return MintResult(token=token, expires=int(expires_at.timestamp()), issued=issued)
+
+
+def _bind_ids(publisher: Publisher, bindings: dict[str, str]) -> None:
+    """Bind immutable ids on first use, only while they are still unbound.
+
+    Two concurrent "first" exchanges can both have passed the checks against the unbound row;
+    the conditional UPDATE lets exactly one bind, and the other is refused unless it carries the
+    very same ids (a resurrected account racing the real one cannot overwrite the binding).
+    """
+    model = type(publisher)
+    unbound = {name: "" for name in bindings}
+    if model.objects.filter(pk=publisher.pk, **unbound).update(**bindings):
+        return
+    current = model.objects.filter(pk=publisher.pk).values(*bindings).first()
+    if current is None or any(current[name] != value for name, value in bindings.items()):
+        raise TrustedPublishingError(
+            ErrorCode.INVALID_PUBLISHER,
+            "valid token, but a concurrent exchange bound this publisher to different "
+            f"immutable ids ({', '.join(sorted(bindings))}); refusing",
+            publisher=publisher,
+        )
 
 
 def _reify(publisher: Publisher, issuer_url: str) -> list[str]:
