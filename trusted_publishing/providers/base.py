@@ -52,6 +52,30 @@ def bind_or_compare(publisher: Any, field: str, claims: dict[str, Any], claim: s
         )
 
 
+def require_environment(
+    publisher: Any, claims: dict[str, Any], provider_name: str, *, case_sensitive: bool
+) -> None:
+    """A publisher bound to a CI environment only accepts jobs that ran in that environment."""
+    if not publisher.environment:
+        return
+    environment = claims.get("environment")
+    if not isinstance(environment, str) or not environment:
+        raise ClaimMismatch(
+            "environment",
+            f"this publisher requires the {provider_name} environment "
+            f"{publisher.environment!r}; the job ran in none",
+        )
+    matches = (
+        environment == publisher.environment
+        if case_sensitive
+        else environment.lower() == publisher.environment.lower()
+    )
+    if not matches:
+        raise ClaimMismatch(
+            "environment", f"environment {environment!r} is not {publisher.environment!r}"
+        )
+
+
 class ProviderRules:
     provider: ClassVar[str]
     model: ClassVar[type[Publisher]]

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..conf import tp_settings
 from ..models import GitHubPublisher, Provider
-from .base import ClaimMismatch, ProviderRules, bind_or_compare, claim_str
+from .base import ClaimMismatch, ProviderRules, bind_or_compare, claim_str, require_environment
 
 
 def check_repository(publisher: GitHubPublisher, claims: dict[str, Any], issuer: dict) -> None:
@@ -77,20 +77,8 @@ def check_event(publisher: GitHubPublisher, claims: dict[str, Any], issuer: dict
 
 
 def check_environment(publisher: GitHubPublisher, claims: dict[str, Any], issuer: dict) -> None:
-    if not publisher.environment:
-        return
-    environment = claims.get("environment")
-    if not isinstance(environment, str) or not environment:
-        raise ClaimMismatch(
-            "environment",
-            f"this publisher requires the GitHub environment {publisher.environment!r}; the job "
-            "ran in none",
-        )
     # GitHub environment names are case-insensitive.
-    if environment.lower() != publisher.environment.lower():
-        raise ClaimMismatch(
-            "environment", f"environment {environment!r} is not {publisher.environment!r}"
-        )
+    require_environment(publisher, claims, "GitHub", case_sensitive=False)
 
 
 class GitHubRules(ProviderRules):

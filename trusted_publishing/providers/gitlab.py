@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..models import GitLabPublisher, Provider
-from .base import ClaimMismatch, ProviderRules, bind_or_compare, claim_str
+from .base import ClaimMismatch, ProviderRules, bind_or_compare, claim_str, require_environment
 
 
 def _issuer_host(issuer: dict) -> str:
@@ -65,19 +65,8 @@ def check_fork_pipeline(publisher: GitLabPublisher, claims: dict[str, Any], issu
 
 
 def check_environment(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
-    if not publisher.environment:
-        return
-    environment = claims.get("environment")
-    if not isinstance(environment, str) or not environment:
-        raise ClaimMismatch(
-            "environment",
-            f"this publisher requires the GitLab environment {publisher.environment!r}; the job "
-            "ran in none",
-        )
-    if environment != publisher.environment:  # GitLab environments are case-sensitive
-        raise ClaimMismatch(
-            "environment", f"environment {environment!r} is not {publisher.environment!r}"
-        )
+    # GitLab environments are case-sensitive.
+    require_environment(publisher, claims, "GitLab", case_sensitive=True)
 
 
 class GitLabRules(ProviderRules):
