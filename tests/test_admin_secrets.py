@@ -23,9 +23,9 @@ def _secrets_for(text: str, secrets: list[str]) -> list[str]:
     return [s for s in secrets if s in text]
 
 
-def test_no_page_or_cli_output_shows_a_secret(admin_user: User, github_issuer: TestIssuer,
-                                             github_publisher: GitHubPublisher,
-                                             mint: Any) -> None:
+def test_no_page_or_cli_output_shows_a_secret(
+    admin_user: User, github_issuer: TestIssuer, github_publisher: GitHubPublisher, mint: Any
+) -> None:
     secrets: list[str] = []
     # Successful mints: one multi-use, one single-use (the latter then used up and revoked).
     for features in (None, ["single-use-token"]):
@@ -44,8 +44,12 @@ def test_no_page_or_cli_output_shows_a_secret(admin_user: User, github_issuer: T
     burn = mint(github_issuer.sign(github_issuer.github_claims())).json()["token"]
     secrets.append(burn)
     client = Client()
-    assert client.post("/_/oidc/burn-token", data=json.dumps({"token": burn}),
-                       content_type="application/json").status_code == 202
+    assert (
+        client.post(
+            "/_/oidc/burn-token", data=json.dumps({"token": burn}), content_type="application/json"
+        ).status_code
+        == 202
+    )
     secrets += list(IssuedToken.objects.values_list("digest", flat=True))
     assert len(secrets) > 10
 
@@ -67,9 +71,15 @@ def test_no_page_or_cli_output_shows_a_secret(admin_user: User, github_issuer: T
     assert pages > 15
 
     outputs = []
-    for args in (["list-issuers"], ["list-publishers"], ["list-tokens"], ["list-tokens", "--live"],
-                 ["revoke-token", "--publisher", str(github_publisher.pk)],
-                 ["disable-publisher", str(github_publisher.pk)], ["purge", "--dry-run"]):
+    for args in (
+        ["list-issuers"],
+        ["list-publishers"],
+        ["list-tokens"],
+        ["list-tokens", "--live"],
+        ["revoke-token", "--publisher", str(github_publisher.pk)],
+        ["disable-publisher", str(github_publisher.pk)],
+        ["purge", "--dry-run"],
+    ):
         for fmt in ([], ["--json"]):
             out = StringIO()
             call_command("trusted_publishing", *args, *fmt, stdout=out, stderr=out)

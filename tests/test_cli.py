@@ -75,8 +75,10 @@ def test_add_issuer_then_pin_static_jwks(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--url", "http://gitlab.example.com"], "must use https://"),
-        (["--url", "https://x.example.com", "--jwks-file", "/nonexistent/jwks.json"],
-         "cannot read --jwks-file"),
+        (
+            ["--url", "https://x.example.com", "--jwks-file", "/nonexistent/jwks.json"],
+            "cannot read --jwks-file",
+        ),
     ],
 )
 def test_add_issuer_errors(args: list[str], message: str) -> None:
@@ -93,8 +95,15 @@ def test_add_issuer_rejects_a_private_jwks(tmp_path: Path) -> None:
     path = tmp_path / "jwks.json"
     path.write_text(json.dumps({"keys": [private]}))
     with pytest.raises(CommandError) as info:
-        run("add-issuer", "--provider", "gitlab", "--url", "https://gitlab.example.com",
-            "--jwks-file", str(path))
+        run(
+            "add-issuer",
+            "--provider",
+            "gitlab",
+            "--url",
+            "https://gitlab.example.com",
+            "--jwks-file",
+            str(path),
+        )
     assert "private key members" in str(info.value)
     assert private["d"] not in str(info.value)
     assert not TrustedIssuer.objects.filter(url="https://gitlab.example.com").exists()
@@ -116,16 +125,39 @@ def test_refresh_keys(tmp_path: Path) -> None:
 
 # --- publishers ---------------------------------------------------------------------------------
 def test_add_github_publisher_and_reuse_it() -> None:
-    out = run("add-publisher", "--provider", "github", "--repository", "acme/widgets",
-              "--workflow", "release.yml", "--environment", "PyPI", "--project", "Widgets")
+    out = run(
+        "add-publisher",
+        "--provider",
+        "github",
+        "--repository",
+        "acme/widgets",
+        "--workflow",
+        "release.yml",
+        "--environment",
+        "PyPI",
+        "--project",
+        "Widgets",
+    )
     publisher = GitHubPublisher.objects.get()
     assert f"Added publisher #{publisher.pk}: GitHub acme/widgets release.yml [pypi]" in out
     assert "projects: widgets" in out and "state:    active" in out
     assert publisher.issuer.url == "https://token.actions.githubusercontent.com"
 
-    data = run_json("add-publisher", "--provider", "github", "--repository", "acme/widgets",
-                    "--workflow", "release.yml", "--environment", "pypi",
-                    "--project", "widgets", "--project", "Widgets_Extra")
+    data = run_json(
+        "add-publisher",
+        "--provider",
+        "github",
+        "--repository",
+        "acme/widgets",
+        "--workflow",
+        "release.yml",
+        "--environment",
+        "pypi",
+        "--project",
+        "widgets",
+        "--project",
+        "Widgets_Extra",
+    )
     assert data["created"] is False and data["id"] == publisher.pk
     assert data["projects"] == ["widgets", "widgets-extra"]
     assert data["projects_added"] == ["widgets-extra"]
@@ -133,38 +165,103 @@ def test_add_github_publisher_and_reuse_it() -> None:
 
 
 def test_add_pending_publisher() -> None:
-    out = run("add-publisher", "--provider", "github", "--repository", "acme/new",
-              "--workflow", "release.yml", "--project", "brand-new", "--pending")
+    out = run(
+        "add-publisher",
+        "--provider",
+        "github",
+        "--repository",
+        "acme/new",
+        "--workflow",
+        "release.yml",
+        "--project",
+        "brand-new",
+        "--pending",
+    )
     assert "pending — creates brand-new on first publish, until" in out
     assert GitHubPublisher.objects.get().is_pending
     # An existing project cannot get a pending publisher.
-    run("add-publisher", "--provider", "github", "--repository", "acme/old",
-        "--workflow", "release.yml", "--project", "old-project")
+    run(
+        "add-publisher",
+        "--provider",
+        "github",
+        "--repository",
+        "acme/old",
+        "--workflow",
+        "release.yml",
+        "--project",
+        "old-project",
+    )
     with pytest.raises(CommandError, match="already exist: .*drop --pending"):
-        run("add-publisher", "--provider", "github", "--repository", "acme/other",
-            "--workflow", "release.yml", "--project", "old-project", "--pending")
+        run(
+            "add-publisher",
+            "--provider",
+            "github",
+            "--repository",
+            "acme/other",
+            "--workflow",
+            "release.yml",
+            "--project",
+            "old-project",
+            "--pending",
+        )
 
 
 def test_add_gitlab_google_activestate_publishers() -> None:
     run("add-issuer", "--provider", "gitlab", "--url", "https://gitlab.example.com")
-    data = run_json("add-publisher", "--provider", "gitlab", "--repository",
-                    "acme/platform/widgets", "--workflow", "ci/release.yml",
-                    "--issuer", "https://gitlab.example.com", "--project", "widgets")
+    data = run_json(
+        "add-publisher",
+        "--provider",
+        "gitlab",
+        "--repository",
+        "acme/platform/widgets",
+        "--workflow",
+        "ci/release.yml",
+        "--issuer",
+        "https://gitlab.example.com",
+        "--project",
+        "widgets",
+    )
     gitlab = GitLabPublisher.objects.get()
     assert (gitlab.namespace, gitlab.project, gitlab.workflow_filepath) == (
-        "acme/platform", "widgets", "ci/release.yml")
+        "acme/platform",
+        "widgets",
+        "ci/release.yml",
+    )
     assert data["issuer"] == "https://gitlab.example.com"
 
-    run("add-publisher", "--provider", "google", "--email",
-        "release@acme.iam.gserviceaccount.com", "--sub", "1234", "--project", "widgets")
+    run(
+        "add-publisher",
+        "--provider",
+        "google",
+        "--email",
+        "release@acme.iam.gserviceaccount.com",
+        "--sub",
+        "1234",
+        "--project",
+        "widgets",
+    )
     assert GooglePublisher.objects.get().sub == "1234"
 
-    run("add-publisher", "--provider", "activestate", "--organization", "acme",
-        "--activestate-project", "widgets", "--actor-id", "a1b2", "--project", "widgets")
+    run(
+        "add-publisher",
+        "--provider",
+        "activestate",
+        "--organization",
+        "acme",
+        "--activestate-project",
+        "widgets",
+        "--actor-id",
+        "a1b2",
+        "--project",
+        "widgets",
+    )
     assert ActiveStatePublisher.objects.get().actor_id == "a1b2"
     listing = run("list-publishers")
-    for text in ["GitLab acme/platform/widgets ci/release.yml", "Google release@acme",
-                 "ActiveState acme/widgets (a1b2)"]:
+    for text in [
+        "GitLab acme/platform/widgets ci/release.yml",
+        "Google release@acme",
+        "ActiveState acme/widgets (a1b2)",
+    ]:
         assert text in listing
     assert len(run_json("list-publishers", "--provider", "google")) == 1
     assert len(run_json("list-publishers", "--project", "Widgets")) == 3
@@ -173,24 +270,84 @@ def test_add_gitlab_google_activestate_publishers() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--provider", "github", "--repository", "acme/widgets", "--workflow",
-          ".github/workflows/release.yml", "--project", "w"],
-         "Workflow filename must be a filename only, without directories"),
-        (["--provider", "github", "--repository", "acme", "--workflow", "r.yml",
-          "--project", "w"], "--repository must be OWNER/REPO"),
-        (["--provider", "github", "--repository", "acme/widgets", "--project", "w"],
-         "needs --workflow"),
-        (["--provider", "github", "--repository", "acme/widgets", "--workflow", "r.yml"],
-         "at least one project"),
-        (["--provider", "github", "--repository", "acme/widgets", "--workflow", "r.yml",
-          "--project", "bad name"], "not a valid project name"),
-        (["--provider", "gitlab", "--repository", "acme/widgets", "--workflow", "ci.yml",
-          "--issuer", "https://gitlab.example.com", "--project", "w"],
-         "issuer https://gitlab.example.com not trusted: add it with "
-         "`trusted_publishing add-issuer` or in admin → Trusted issuers"),
-        (["--provider", "gitlab", "--repository", "acme/widgets", "--workflow", "ci.yml",
-          "--issuer", "https://token.actions.githubusercontent.com", "--project", "w"],
-         "is a github issuer; use --provider github"),
+        (
+            [
+                "--provider",
+                "github",
+                "--repository",
+                "acme/widgets",
+                "--workflow",
+                ".github/workflows/release.yml",
+                "--project",
+                "w",
+            ],
+            "Workflow filename must be a filename only, without directories",
+        ),
+        (
+            [
+                "--provider",
+                "github",
+                "--repository",
+                "acme",
+                "--workflow",
+                "r.yml",
+                "--project",
+                "w",
+            ],
+            "--repository must be OWNER/REPO",
+        ),
+        (
+            ["--provider", "github", "--repository", "acme/widgets", "--project", "w"],
+            "needs --workflow",
+        ),
+        (
+            ["--provider", "github", "--repository", "acme/widgets", "--workflow", "r.yml"],
+            "at least one project",
+        ),
+        (
+            [
+                "--provider",
+                "github",
+                "--repository",
+                "acme/widgets",
+                "--workflow",
+                "r.yml",
+                "--project",
+                "bad name",
+            ],
+            "not a valid project name",
+        ),
+        (
+            [
+                "--provider",
+                "gitlab",
+                "--repository",
+                "acme/widgets",
+                "--workflow",
+                "ci.yml",
+                "--issuer",
+                "https://gitlab.example.com",
+                "--project",
+                "w",
+            ],
+            "issuer https://gitlab.example.com not trusted: add it with "
+            "`trusted_publishing add-issuer` or in admin → Trusted issuers",
+        ),
+        (
+            [
+                "--provider",
+                "gitlab",
+                "--repository",
+                "acme/widgets",
+                "--workflow",
+                "ci.yml",
+                "--issuer",
+                "https://token.actions.githubusercontent.com",
+                "--project",
+                "w",
+            ],
+            "is a github issuer; use --provider github",
+        ),
         (["--provider", "google", "--email", "not-an-email", "--project", "w"], "email"),
     ],
 )
@@ -201,8 +358,9 @@ def test_add_publisher_errors(args: list[str], message: str) -> None:
     assert not Publisher.objects.exists()
 
 
-def test_disable_and_enable_publisher(github_issuer: TestIssuer, github_publisher: Any,
-                                      mint: Any) -> None:
+def test_disable_and_enable_publisher(
+    github_issuer: TestIssuer, github_publisher: Any, mint: Any
+) -> None:
     token = mint_token(github_issuer, mint)
     assert authenticate_upload_token(token) is not None
     out = run("disable-publisher", str(github_publisher.pk))
@@ -214,8 +372,9 @@ def test_disable_and_enable_publisher(github_issuer: TestIssuer, github_publishe
 
 
 # --- tokens -------------------------------------------------------------------------------------
-def test_list_and_revoke_tokens(github_issuer: TestIssuer, github_publisher: Any,
-                                mint: Any) -> None:
+def test_list_and_revoke_tokens(
+    github_issuer: TestIssuer, github_publisher: Any, mint: Any
+) -> None:
     first = mint_token(github_issuer, mint, run_id="111")
     second = mint_token(github_issuer, mint, run_id="222")
     rows = run_json("list-tokens", "--live", "--project", "Widgets")
@@ -246,24 +405,44 @@ def test_list_and_revoke_tokens(github_issuer: TestIssuer, github_publisher: Any
 def test_purge(github_issuer: TestIssuer, github_publisher: Any, mint: Any) -> None:
     mint_token(github_issuer, mint)  # live token + a fresh replay record
     now = timezone.now()
-    old = IssuedToken.objects.create(publisher=github_publisher, digest="0" * 64,
-                                     projects=["widgets"], expires_at=now - timedelta(days=8),
-                                     issuer_url=github_issuer.url, subject="acme/widgets")
-    IssuedToken.objects.create(publisher=github_publisher, digest="1" * 64, projects=["widgets"],
-                               expires_at=now - timedelta(days=2),
-                               issuer_url=github_issuer.url, subject="acme/widgets")
-    UsedIdentityToken.objects.create(key="a" * 64, issuer_url=github_issuer.url,
-                                     expires_at=now - timedelta(minutes=1))
+    old = IssuedToken.objects.create(
+        publisher=github_publisher,
+        digest="0" * 64,
+        projects=["widgets"],
+        expires_at=now - timedelta(days=8),
+        issuer_url=github_issuer.url,
+        subject="acme/widgets",
+    )
+    IssuedToken.objects.create(
+        publisher=github_publisher,
+        digest="1" * 64,
+        projects=["widgets"],
+        expires_at=now - timedelta(days=2),
+        issuer_url=github_issuer.url,
+        subject="acme/widgets",
+    )
+    UsedIdentityToken.objects.create(
+        key="a" * 64, issuer_url=github_issuer.url, expires_at=now - timedelta(minutes=1)
+    )
     expired_pending = GitHubPublisher.objects.create(
-        issuer=github_publisher.issuer, repository_owner="acme", repository_name="stale",
-        workflow_filename="r.yml", pending_expires_at=now - timedelta(days=1))
+        issuer=github_publisher.issuer,
+        repository_owner="acme",
+        repository_name="stale",
+        workflow_filename="r.yml",
+        pending_expires_at=now - timedelta(days=1),
+    )
     expired_pending.add_projects(["stale"])
     AuditEvent.objects.filter(pk__in=AuditEvent.objects.values("pk")[:1]).update(
-        created_at=now - timedelta(days=100))
+        created_at=now - timedelta(days=100)
+    )
 
     dry = run_json("purge", "--dry-run", "--events-older-than", "90")
-    assert dry["deleted"] == {"used_identity_tokens": 1, "issued_tokens": 1,
-                              "expired_pending_publishers": 1, "audit_events": 1}
+    assert dry["deleted"] == {
+        "used_identity_tokens": 1,
+        "issued_tokens": 1,
+        "expired_pending_publishers": 1,
+        "audit_events": 1,
+    }
     assert IssuedToken.objects.filter(pk=old.pk).exists()
 
     out = run("purge", "--events-older-than", "90")

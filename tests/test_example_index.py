@@ -44,8 +44,16 @@ def basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
-def upload(client: Any, filename: str, *, name: str, version: str, auth: str | None,
-           content: bytes | None = None, **fields: Any) -> Any:
+def upload(
+    client: Any,
+    filename: str,
+    *,
+    name: str,
+    version: str,
+    auth: str | None,
+    content: bytes | None = None,
+    **fields: Any,
+) -> Any:
     content = content if content is not None else f"payload of {filename}".encode()
     filetype = "bdist_wheel" if filename.endswith(".whl") else "sdist"
     data = {
@@ -69,10 +77,17 @@ def upload(client: Any, filename: str, *, name: str, version: str, auth: str | N
 
 # --- uploads with user credentials ---------------------------------------------------------
 
+
 def test_staff_upload_is_stored_and_listed(client: Any, staff: Any) -> None:
     body = b"wheel bytes"
-    response = upload(client, "Hello_World-1.0-py3-none-any.whl", name="Hello_World",
-                      version="1.0", auth=basic("release-admin", "s3cret"), content=body)
+    response = upload(
+        client,
+        "Hello_World-1.0-py3-none-any.whl",
+        name="Hello_World",
+        version="1.0",
+        auth=basic("release-admin", "s3cret"),
+        content=body,
+    )
     assert response.status_code == 200, response.content
     file = File.objects.get(filename="Hello_World-1.0-py3-none-any.whl")
     assert file.release.project.normalized_name == "hello-world"
@@ -85,8 +100,14 @@ def test_staff_upload_is_stored_and_listed(client: Any, staff: Any) -> None:
 
 
 def test_digest_mismatch_is_rejected(client: Any, staff: Any) -> None:
-    response = upload(client, "demo-1.0.tar.gz", name="demo", version="1.0",
-                      auth=basic("release-admin", "s3cret"), sha256_digest="0" * 64)
+    response = upload(
+        client,
+        "demo-1.0.tar.gz",
+        name="demo",
+        version="1.0",
+        auth=basic("release-admin", "s3cret"),
+        sha256_digest="0" * 64,
+    )
     assert response.status_code == 400
     assert "digest supplied does not match" in response.reason_phrase
     assert "digest supplied does not match" in response.content.decode()
@@ -94,31 +115,54 @@ def test_digest_mismatch_is_rejected(client: Any, staff: Any) -> None:
 
 
 def test_upload_without_any_digest_is_rejected(client: Any, staff: Any) -> None:
-    response = upload(client, "demo-1.0.tar.gz", name="demo", version="1.0",
-                      auth=basic("release-admin", "s3cret"), sha256_digest=None,
-                      blake2_256_digest=None)
+    response = upload(
+        client,
+        "demo-1.0.tar.gz",
+        name="demo",
+        version="1.0",
+        auth=basic("release-admin", "s3cret"),
+        sha256_digest=None,
+        blake2_256_digest=None,
+    )
     assert response.status_code == 400
     assert response.reason_phrase == "Include at least one message digest."
 
 
 def test_md5_only_digest_is_checked(client: Any, staff: Any) -> None:
     content = b"sdist bytes"
-    good = upload(client, "demo-1.0.tar.gz", name="demo", version="1.0", content=content,
-                  auth=basic("release-admin", "s3cret"), sha256_digest=None,
-                  blake2_256_digest=None, md5_digest=hashlib.md5(content).hexdigest())
+    good = upload(
+        client,
+        "demo-1.0.tar.gz",
+        name="demo",
+        version="1.0",
+        content=content,
+        auth=basic("release-admin", "s3cret"),
+        sha256_digest=None,
+        blake2_256_digest=None,
+        md5_digest=hashlib.md5(content).hexdigest(),
+    )
     assert good.status_code == 200
-    bad = upload(client, "demo-1.1.tar.gz", name="demo", version="1.1",
-                 auth=basic("release-admin", "s3cret"), sha256_digest=None,
-                 blake2_256_digest=None, md5_digest="a" * 32)
+    bad = upload(
+        client,
+        "demo-1.1.tar.gz",
+        name="demo",
+        version="1.1",
+        auth=basic("release-admin", "s3cret"),
+        sha256_digest=None,
+        blake2_256_digest=None,
+        md5_digest="a" * 32,
+    )
     assert bad.status_code == 400
 
 
 def test_duplicate_file_is_rejected_like_pypi(client: Any, staff: Any) -> None:
     auth = basic("release-admin", "s3cret")
-    assert upload(client, "demo-1.0.tar.gz", name="demo", version="1.0", auth=auth).status_code \
-        == 200
-    again = upload(client, "demo-1.0.tar.gz", name="demo", version="1.0", auth=auth,
-                   content=b"different bytes")
+    assert (
+        upload(client, "demo-1.0.tar.gz", name="demo", version="1.0", auth=auth).status_code == 200
+    )
+    again = upload(
+        client, "demo-1.0.tar.gz", name="demo", version="1.0", auth=auth, content=b"different bytes"
+    )
     # twine --skip-existing and uv --check-url look for exactly this.
     assert again.status_code == 400
     assert again.reason_phrase.startswith("File already exists")
@@ -135,10 +179,12 @@ def test_duplicate_file_is_rejected_like_pypi(client: Any, staff: Any) -> None:
         ("demo-1.0.tar.gz", "demo", "not a version", "is an invalid value for Version"),
     ],
 )
-def test_invalid_uploads_are_rejected(client: Any, staff: Any, filename: str, name: str,
-                                      version: str, message: str) -> None:
-    response = upload(client, filename, name=name, version=version,
-                      auth=basic("release-admin", "s3cret"))
+def test_invalid_uploads_are_rejected(
+    client: Any, staff: Any, filename: str, name: str, version: str, message: str
+) -> None:
+    response = upload(
+        client, filename, name=name, version=version, auth=basic("release-admin", "s3cret")
+    )
     assert response.status_code == 400
     assert message in response.reason_phrase
     assert not File.objects.exists()
@@ -146,67 +192,114 @@ def test_invalid_uploads_are_rejected(client: Any, staff: Any, filename: str, na
 
 
 def test_filetype_must_match_extension(client: Any, staff: Any) -> None:
-    response = upload(client, "demo-1.0.tar.gz", name="demo", version="1.0",
-                      auth=basic("release-admin", "s3cret"), filetype="bdist_wheel")
+    response = upload(
+        client,
+        "demo-1.0.tar.gz",
+        name="demo",
+        version="1.0",
+        auth=basic("release-admin", "s3cret"),
+        filetype="bdist_wheel",
+    )
     assert response.status_code == 400
     assert "does not match the file extension" in response.reason_phrase
 
 
 def test_attestations_are_kept(client: Any, staff: Any) -> None:
     attestations = [{"version": 1, "envelope": {"statement": "e30=", "signature": "c2ln"}}]
-    response = upload(client, "demo-1.0.tar.gz", name="demo", version="1.0",
-                      auth=basic("release-admin", "s3cret"),
-                      attestations=json.dumps(attestations))
+    response = upload(
+        client,
+        "demo-1.0.tar.gz",
+        name="demo",
+        version="1.0",
+        auth=basic("release-admin", "s3cret"),
+        attestations=json.dumps(attestations),
+    )
     assert response.status_code == 200
     assert File.objects.get().attestations == attestations
-    bad = upload(client, "demo-1.1.tar.gz", name="demo", version="1.1",
-                 auth=basic("release-admin", "s3cret"), attestations="{not json")
+    bad = upload(
+        client,
+        "demo-1.1.tar.gz",
+        name="demo",
+        version="1.1",
+        auth=basic("release-admin", "s3cret"),
+        attestations="{not json",
+    )
     assert bad.status_code == 400
 
 
 def test_wrong_password_and_missing_credentials_get_401(client: Any, staff: Any) -> None:
-    wrong = upload(client, "demo-1.0.tar.gz", name="demo", version="1.0",
-                   auth=basic("release-admin", "nope"))
+    wrong = upload(
+        client, "demo-1.0.tar.gz", name="demo", version="1.0", auth=basic("release-admin", "nope")
+    )
     assert wrong.status_code == 401
     assert wrong["WWW-Authenticate"] == 'Basic realm="upload"'
     missing = upload(client, "demo-1.0.tar.gz", name="demo", version="1.0", auth=None)
     assert missing.status_code == 401
-    foreign = upload(client, "demo-1.0.tar.gz", name="demo", version="1.0",
-                     auth=basic("__token__", "ghp_not-one-of-ours"))
+    foreign = upload(
+        client,
+        "demo-1.0.tar.gz",
+        name="demo",
+        version="1.0",
+        auth=basic("__token__", "ghp_not-one-of-ours"),
+    )
     assert foreign.status_code == 401
     assert not File.objects.exists()
 
 
-def test_users_create_projects_and_maintain_only_their_own(client: Any, staff: Any,
-                                                           alice: Any) -> None:
+def test_users_create_projects_and_maintain_only_their_own(
+    client: Any, staff: Any, alice: Any
+) -> None:
     alice_auth = basic("alice", "alice-pw")
-    assert upload(client, "alices-1.0.tar.gz", name="alices", version="1.0",
-                  auth=alice_auth).status_code == 200
+    assert (
+        upload(
+            client, "alices-1.0.tar.gz", name="alices", version="1.0", auth=alice_auth
+        ).status_code
+        == 200
+    )
     assert list(Project.objects.get(normalized_name="alices").maintainers.all()) == [alice]
     # Another user's project: forbidden for alice, allowed for staff.
     Project.objects.create(name="shared", created_by="release-admin")
     denied = upload(client, "shared-1.0.tar.gz", name="shared", version="1.0", auth=alice_auth)
     assert denied.status_code == 403
     assert "isn't allowed to upload to project 'shared'" in denied.reason_phrase
-    assert upload(client, "shared-1.0.tar.gz", name="shared", version="1.0",
-                  auth=basic("release-admin", "s3cret")).status_code == 200
+    assert (
+        upload(
+            client,
+            "shared-1.0.tar.gz",
+            name="shared",
+            version="1.0",
+            auth=basic("release-admin", "s3cret"),
+        ).status_code
+        == 200
+    )
 
 
 def test_archived_project_accepts_nothing(client: Any, staff: Any) -> None:
     Project.objects.create(name="old", archived=True)
-    response = upload(client, "old-1.0.tar.gz", name="old", version="1.0",
-                      auth=basic("release-admin", "s3cret"))
+    response = upload(
+        client, "old-1.0.tar.gz", name="old", version="1.0", auth=basic("release-admin", "s3cret")
+    )
     assert response.status_code == 403
     assert "archived" in response.reason_phrase
 
 
 # --- Simple Repository API -------------------------------------------------------------------
 
+
 @pytest.fixture
 def published(client: Any, staff: Any) -> bytes:
     body = b"the wheel"
-    assert upload(client, "Foo_Bar-1.0-py3-none-any.whl", name="Foo_Bar", version="1.0",
-                  auth=basic("release-admin", "s3cret"), content=body).status_code == 200
+    assert (
+        upload(
+            client,
+            "Foo_Bar-1.0-py3-none-any.whl",
+            name="Foo_Bar",
+            version="1.0",
+            auth=basic("release-admin", "s3cret"),
+            content=body,
+        ).status_code
+        == 200
+    )
     return body
 
 
@@ -256,8 +349,9 @@ def test_simple_negotiation(client: Any, published: bytes, accept: str, expected
 
 def test_simple_unacceptable_and_format_parameter(client: Any, published: bytes) -> None:
     assert client.get("/simple/foo-bar/", HTTP_ACCEPT="application/xml").status_code == 406
-    response = client.get("/simple/foo-bar/?format=application/vnd.pypi.simple.v1%2Bjson",
-                          HTTP_ACCEPT="text/html")
+    response = client.get(
+        "/simple/foo-bar/?format=application/vnd.pypi.simple.v1%2Bjson", HTTP_ACCEPT="text/html"
+    )
     assert response["Content-Type"] == "application/vnd.pypi.simple.v1+json"
 
 
@@ -270,11 +364,15 @@ def test_non_normalised_names_redirect(client: Any, published: bytes) -> None:
 
 # --- trusted publishers -----------------------------------------------------------------------
 
+
 @pytest.fixture
 def widgets_publisher(github_issuer: Any) -> GitHubPublisher:
     publisher = GitHubPublisher.objects.create(
-        issuer=TrustedIssuer.objects.get(url=github_issuer.url), repository_owner="acme",
-        repository_name="widgets", workflow_filename="release.yml")
+        issuer=TrustedIssuer.objects.get(url=github_issuer.url),
+        repository_owner="acme",
+        repository_name="widgets",
+        workflow_filename="release.yml",
+    )
     publisher.add_projects(["widgets"])
     return publisher
 
@@ -319,15 +417,19 @@ def test_pending_publisher_exchange_creates_the_project(
     from django.utils import timezone
 
     pending = GitHubPublisher.objects.create(
-        issuer=TrustedIssuer.objects.get(url=github_issuer.url), repository_owner="acme",
-        repository_name="widgets", workflow_filename="release.yml",
-        pending_expires_at=timezone.now() + timedelta(days=1))
+        issuer=TrustedIssuer.objects.get(url=github_issuer.url),
+        repository_owner="acme",
+        repository_name="widgets",
+        workflow_filename="release.yml",
+        pending_expires_at=timezone.now() + timedelta(days=1),
+    )
     pending.add_projects(["brand-new"])
     auth = basic("__token__", _minted(mint, github_issuer))
     project = Project.objects.get(normalized_name="brand-new")
     assert "GitHub acme/widgets" in project.created_by
-    response = upload(client, "brand_new-0.1-py3-none-any.whl", name="brand-new",
-                      version="0.1", auth=auth)
+    response = upload(
+        client, "brand_new-0.1-py3-none-any.whl", name="brand-new", version="0.1", auth=auth
+    )
     assert response.status_code == 200, response.content
 
 
@@ -336,10 +438,13 @@ def test_single_use_token_uploads_once(
 ) -> None:
     Project.objects.create(name="widgets")
     auth = basic("__token__", _minted(mint, github_issuer, features=["single-use-token"]))
-    assert upload(client, "widgets-1.0.tar.gz", name="widgets", version="1.0",
-                  auth=auth).status_code == 200
-    second = upload(client, "widgets-1.0-py3-none-any.whl", name="widgets", version="1.0",
-                    auth=auth)
+    assert (
+        upload(client, "widgets-1.0.tar.gz", name="widgets", version="1.0", auth=auth).status_code
+        == 200
+    )
+    second = upload(
+        client, "widgets-1.0-py3-none-any.whl", name="widgets", version="1.0", auth=auth
+    )
     assert second.status_code in (401, 403)
     assert File.objects.count() == 1
 

@@ -27,8 +27,13 @@ def devidp(settings: Any, tmp_path: Any) -> Any:
         "ISSUER": ISSUER,
         "REQUEST_TOKEN": "request-me",
         "KEY_FILE": str(tmp_path / "idp" / "key.pem"),
-        "CLAIMS": {"repository": "acme/widgets", "workflow": "release.yml",
-                   "environment": "pypi", "ref": "refs/tags/v1.0.0", "event_name": "push"},
+        "CLAIMS": {
+            "repository": "acme/widgets",
+            "workflow": "release.yml",
+            "environment": "pypi",
+            "ref": "refs/tags/v1.0.0",
+            "event_name": "push",
+        },
     }
     return settings
 
@@ -57,8 +62,9 @@ def test_views_refuse_without_debug(devidp: Any) -> None:
 
 
 def test_token_request_api_signs_github_claims(devidp: Any, tmp_path: Any) -> None:
-    discovery = json.loads(_get(views.discovery, "/_dev/idp/.well-known/openid-configuration")
-                           .content)
+    discovery = json.loads(
+        _get(views.discovery, "/_dev/idp/.well-known/openid-configuration").content
+    )
     assert discovery["issuer"] == ISSUER
     jwks = json.loads(_get(views.jwks, "/_dev/idp/.well-known/jwks").content)
     [jwk] = jwks["keys"]
@@ -66,13 +72,21 @@ def test_token_request_api_signs_github_claims(devidp: Any, tmp_path: Any) -> No
     denied = _get(views.token, "/_dev/idp/token?audience=idx", HTTP_AUTHORIZATION="bearer no")
     assert denied.status_code == 401
 
-    response = _get(views.token, "/_dev/idp/token?audience=idx&repository=acme/other&environment=",
-                    HTTP_AUTHORIZATION="Bearer request-me")
+    response = _get(
+        views.token,
+        "/_dev/idp/token?audience=idx&repository=acme/other&environment=",
+        HTTP_AUTHORIZATION="Bearer request-me",
+    )
     assert response.status_code == 200
     token = json.loads(response.content)["value"]
     assert jwt.get_unverified_header(token)["kid"] == jwk["kid"]
-    claims = jwt.decode(token, RSAAlgorithm.from_jwk(json.dumps(jwk)), algorithms=["RS256"],
-                        audience="idx", issuer=ISSUER)
+    claims = jwt.decode(
+        token,
+        RSAAlgorithm.from_jwk(json.dumps(jwk)),
+        algorithms=["RS256"],
+        audience="idx",
+        issuer=ISSUER,
+    )
     assert claims["repository"] == "acme/other"
     assert claims["job_workflow_ref"] == "acme/other/.github/workflows/release.yml@refs/tags/v1.0.0"
     assert "environment" not in claims

@@ -119,8 +119,9 @@ def test_issuer_defaults_to_the_public_one_and_must_match_provider() -> None:
 
 
 def test_custom_github_enterprise_issuer_is_accepted() -> None:
-    ghes = TrustedIssuer.objects.create(url="https://ghe.example.com/_services/token",
-                                        provider="github", name="GHES")
+    ghes = TrustedIssuer.objects.create(
+        url="https://ghe.example.com/_services/token", provider="github", name="GHES"
+    )
     form = GitHubPublisherForm(data=github_data(issuer=ghes.pk))
     assert form.is_valid(), form.errors
     assert form.save().issuer == ghes
@@ -223,24 +224,41 @@ def test_self_managed_gitlab_issuer() -> None:
     [("release@acme-ci.iam.gserviceaccount.com", True), ("not-an-email", False), ("", False)],
 )
 def test_google_email(email: str, valid: bool) -> None:
-    form = GooglePublisherForm(data={
-        "issuer": TrustedIssuer.objects.get(provider="google").pk, "email": email, "sub": "",
-        "enabled": "on",
-    })
+    form = GooglePublisherForm(
+        data={
+            "issuer": TrustedIssuer.objects.get(provider="google").pk,
+            "email": email,
+            "sub": "",
+            "enabled": "on",
+        }
+    )
     assert form.is_valid() is valid, form.errors
 
 
 @pytest.mark.parametrize(
     ("project", "valid"),
-    [("widgets", True), ("my.widgets-2", True), ("ab", False), ("a" * 41, False),
-     ("wid--gets", False), ("-widgets", False), ("widgets-", False), ("wid_gets", False)],
+    [
+        ("widgets", True),
+        ("my.widgets-2", True),
+        ("ab", False),
+        ("a" * 41, False),
+        ("wid--gets", False),
+        ("-widgets", False),
+        ("widgets-", False),
+        ("wid_gets", False),
+    ],
 )
 def test_activestate_project(project: str, valid: bool) -> None:
-    form = ActiveStatePublisherForm(data={
-        "issuer": TrustedIssuer.objects.get(provider="activestate").pk,
-        "organization": "acme", "activestate_project_name": project, "actor": "",
-        "actor_id": "a1b2c3", "enabled": "on",
-    })
+    form = ActiveStatePublisherForm(
+        data={
+            "issuer": TrustedIssuer.objects.get(provider="activestate").pk,
+            "organization": "acme",
+            "activestate_project_name": project,
+            "actor": "",
+            "actor_id": "a1b2c3",
+            "enabled": "on",
+        }
+    )
     assert form.is_valid() is valid, form.errors
 
 
@@ -261,15 +279,21 @@ def test_invalid_project_names(name: str) -> None:
 
 
 ProjectFormSet = inlineformset_factory(
-    Publisher, PublisherProject, form=PublisherProjectForm, formset=PublisherProjectFormSet,
-    fields=["name"], extra=0,
+    Publisher,
+    PublisherProject,
+    form=PublisherProjectForm,
+    formset=PublisherProjectFormSet,
+    fields=["name"],
+    extra=0,
 )
 
 
 def _formset_data(names: list[str]) -> dict[str, object]:
     data: dict[str, object] = {
-        "projects-TOTAL_FORMS": str(len(names)), "projects-INITIAL_FORMS": "0",
-        "projects-MIN_NUM_FORMS": "0", "projects-MAX_NUM_FORMS": "1000",
+        "projects-TOTAL_FORMS": str(len(names)),
+        "projects-INITIAL_FORMS": "0",
+        "projects-MIN_NUM_FORMS": "0",
+        "projects-MAX_NUM_FORMS": "1000",
     }
     for i, name in enumerate(names):
         data[f"projects-{i}-name"] = name
@@ -278,8 +302,10 @@ def _formset_data(names: list[str]) -> dict[str, object]:
 
 def _publisher(pending: bool = False, repo: str = "widgets") -> GitHubPublisher:
     return GitHubPublisher.objects.create(
-        issuer=TrustedIssuer.objects.get(url=GITHUB_URL), repository_owner="acme",
-        repository_name=repo, workflow_filename="release.yml",
+        issuer=TrustedIssuer.objects.get(url=GITHUB_URL),
+        repository_owner="acme",
+        repository_name=repo,
+        workflow_filename="release.yml",
         pending_expires_at=timezone.now() + timedelta(days=1) if pending else None,
     )
 
@@ -309,8 +335,14 @@ def test_pending_publisher_refuses_an_existing_project() -> None:
 
 # --- issuers ------------------------------------------------------------------------------------
 def issuer_data(**overrides: object) -> dict[str, object]:
-    data = {"url": "https://ghe.example.com/_services/token", "provider": "github",
-            "name": "GHES", "key_source": "discovery", "static_jwks": "", "enabled": "on"}
+    data = {
+        "url": "https://ghe.example.com/_services/token",
+        "provider": "github",
+        "name": "GHES",
+        "key_source": "discovery",
+        "static_jwks": "",
+        "enabled": "on",
+    }
     data.update(overrides)
     return data
 
@@ -338,8 +370,9 @@ def test_issuer_url_rules(url: str, allow_loopback: bool, valid: bool) -> None:
 
 def test_static_jwks_is_validated_and_stored() -> None:
     issuer = TestIssuer("https://ghe.example.com/_services/token", kid="key-1")
-    form = TrustedIssuerForm(data=issuer_data(key_source="static",
-                                              static_jwks=json.dumps(issuer.jwks())))
+    form = TrustedIssuerForm(
+        data=issuer_data(key_source="static", static_jwks=json.dumps(issuer.jwks()))
+    )
     assert form.is_valid(), form.errors
     saved = form.save()
     assert saved.static_jwks["keys"][0]["kid"] == "key-1"
@@ -347,8 +380,7 @@ def test_static_jwks_is_validated_and_stored() -> None:
 
 def _bad_jwks_cases() -> list[tuple[object, str]]:
     good = TestIssuer(kid="k1").public_jwk()
-    private = json.loads(__import__("jwt").algorithms.RSAAlgorithm.to_jwk(
-        TestIssuer().private_key))
+    private = json.loads(__import__("jwt").algorithms.RSAAlgorithm.to_jwk(TestIssuer().private_key))
     private["kid"] = "k2"
     no_kid = {k: v for k, v in good.items() if k != "kid"}
     return [
@@ -357,9 +389,11 @@ def _bad_jwks_cases() -> list[tuple[object, str]]:
         ("{}", "non-empty"),
         ('{"keys": []}', "non-empty"),
         (json.dumps({"keys": [private]}), "private key members"),
-        (json.dumps({"keys": [{"kty": "EC", "kid": "e", "crv": "P-256", "x": "a", "y": "b"}]}),
-         "not an RSA key"),
-        (json.dumps({"keys": [no_kid]}), "no \"kid\""),
+        (
+            json.dumps({"keys": [{"kty": "EC", "kid": "e", "crv": "P-256", "x": "a", "y": "b"}]}),
+            "not an RSA key",
+        ),
+        (json.dumps({"keys": [no_kid]}), 'no "kid"'),
         (json.dumps({"keys": [{**good, "n": "!!"}]}), "not a usable RSA public key"),
         (json.dumps({"keys": [good, good]}), "appears twice"),
     ]
@@ -391,10 +425,12 @@ def test_parse_static_jwks_accepts_decoded_objects() -> None:
 
 
 def test_issuer_provider_cannot_change_under_its_publishers() -> None:
-    issuer = TrustedIssuer.objects.create(url="https://ghe.example.com/_services/token",
-                                          provider="github")
-    GitHubPublisher.objects.create(issuer=issuer, repository_owner="a", repository_name="b",
-                                   workflow_filename="c.yml")
+    issuer = TrustedIssuer.objects.create(
+        url="https://ghe.example.com/_services/token", provider="github"
+    )
+    GitHubPublisher.objects.create(
+        issuer=issuer, repository_owner="a", repository_name="b", workflow_filename="c.yml"
+    )
     form = TrustedIssuerForm(data=issuer_data(provider="gitlab"), instance=issuer)
     assert not form.is_valid()
     assert "cannot change" in str(form.errors["provider"])

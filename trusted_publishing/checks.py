@@ -26,6 +26,8 @@ GENERIC_AUDIENCES = {
 }
 _RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
 _FEATURES = {"single-use-token", "multi-use-token"}
+#: Longer would let a disabled issuer keep minting in other workers for minutes.
+MAX_LOCAL_CACHE_TTL = 60
 _SINGLE_PROCESS_CACHES = (
     "django.core.cache.backends.locmem.LocMemCache",
     "django.core.cache.backends.dummy.DummyCache",
@@ -208,4 +210,20 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     id="trusted_publishing.E015",
                 )
             )
+
+    local_ttl = _get("LOCAL_CACHE_TTL")
+    if (
+        not isinstance(local_ttl, int | float)
+        or isinstance(local_ttl, bool)
+        or not 0 <= local_ttl <= MAX_LOCAL_CACHE_TTL
+    ):
+        messages.append(
+            Error(
+                f"{SETTINGS_NAME}['LOCAL_CACHE_TTL'] must be a number of seconds between 0 and "
+                f"{MAX_LOCAL_CACHE_TTL}; got {local_ttl!r}.",
+                hint="It bounds how long another worker may act on an issuer you just disabled; "
+                "0 turns the process-local cache off.",
+                id="trusted_publishing.E016",
+            )
+        )
     return messages

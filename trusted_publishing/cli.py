@@ -38,8 +38,12 @@ from .models import (
 )
 
 ADD_ISSUER_HINT = "add it with `trusted_publishing add-issuer` or in admin → Trusted issuers"
-PUBLISHER_CHILDREN = ("githubpublisher", "gitlabpublisher", "googlepublisher",
-                      "activestatepublisher")
+PUBLISHER_CHILDREN = (
+    "githubpublisher",
+    "gitlabpublisher",
+    "googlepublisher",
+    "activestatepublisher",
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -78,8 +82,15 @@ def issuer_data(issuer: TrustedIssuer, publishers: int | None = None) -> dict[st
     }
 
 
-def add_issuer(*, provider: str, url: str, jwks_file: str | None = None, name: str | None = None,
-               disable: bool = False, discovery: bool = False) -> dict[str, Any]:
+def add_issuer(
+    *,
+    provider: str,
+    url: str,
+    jwks_file: str | None = None,
+    name: str | None = None,
+    disable: bool = False,
+    discovery: bool = False,
+) -> dict[str, Any]:
     """Create the issuer with ``url``, or update it (e.g. pin a static JWKS)."""
     existing = TrustedIssuer.objects.filter(url=(url or "").strip()).first()
     data: dict[str, Any] = {
@@ -88,7 +99,8 @@ def add_issuer(*, provider: str, url: str, jwks_file: str | None = None, name: s
         "name": name if name is not None else (existing.name if existing else ""),
         "enabled": not disable,
         "key_source": existing.key_source if existing else KeySource.DISCOVERY,
-        "static_jwks": json.dumps(existing.static_jwks) if existing and existing.static_jwks
+        "static_jwks": json.dumps(existing.static_jwks)
+        if existing and existing.static_jwks
         else "",
     }
     if jwks_file and discovery:
@@ -146,8 +158,12 @@ def refresh_keys(url: str) -> dict[str, Any]:
             "`trusted_publishing add-issuer --jwks-file`"
         )
         raise CommandError(f"keys of {url} could not be refreshed: {exc}; {hint}") from None
-    return {"url": issuer.url, "key_source": issuer.key_source, "key_ids": kids,
-            "enabled": issuer.enabled}
+    return {
+        "url": issuer.url,
+        "key_source": issuer.key_source,
+        "key_ids": kids,
+        "enabled": issuer.enabled,
+    }
 
 
 # --- publishers ---------------------------------------------------------------------------------
@@ -170,26 +186,42 @@ def publisher_form_data(provider: str, options: dict[str, Any]) -> dict[str, Any
 
     if provider == Provider.GITHUB:
         owner, repo = _split(need("repository"), "OWNER/REPO", "acme/widgets")
-        return {"repository_owner": owner, "repository_name": repo,
-                "workflow_filename": need("workflow"),
-                "environment": options.get("environment") or ""}
+        return {
+            "repository_owner": owner,
+            "repository_name": repo,
+            "workflow_filename": need("workflow"),
+            "environment": options.get("environment") or "",
+        }
     if provider == Provider.GITLAB:
-        namespace, project = _split(need("repository"), "GROUP/PROJECT", "acme/tools/widgets",
-                                    last=True)
-        return {"namespace": namespace, "project": project,
-                "workflow_filepath": need("workflow"),
-                "environment": options.get("environment") or ""}
+        namespace, project = _split(
+            need("repository"), "GROUP/PROJECT", "acme/tools/widgets", last=True
+        )
+        return {
+            "namespace": namespace,
+            "project": project,
+            "workflow_filepath": need("workflow"),
+            "environment": options.get("environment") or "",
+        }
     if provider == Provider.GOOGLE:
         return {"email": need("email"), "sub": options.get("sub") or ""}
     if provider == Provider.ACTIVESTATE:
-        return {"organization": need("organization"),
-                "activestate_project_name": need("activestate-project"),
-                "actor": options.get("actor") or "", "actor_id": need("actor-id")}
+        return {
+            "organization": need("organization"),
+            "activestate_project_name": need("activestate-project"),
+            "actor": options.get("actor") or "",
+            "actor_id": need("actor-id"),
+        }
     raise CommandError(f"unknown provider {provider!r}; use one of {', '.join(Provider.values)}")
 
 
-def add_publisher(*, provider: str, projects: list[str], issuer_url: str | None = None,
-                  pending: bool = False, **options: Any) -> dict[str, Any]:
+def add_publisher(
+    *,
+    provider: str,
+    projects: list[str],
+    issuer_url: str | None = None,
+    pending: bool = False,
+    **options: Any,
+) -> dict[str, Any]:
     """Register a publisher for ``projects`` (or add the projects to an identical one)."""
     if not projects:
         raise CommandError("name at least one project with --project NAME")
@@ -229,15 +261,18 @@ def add_publisher(*, provider: str, projects: list[str], issuer_url: str | None 
     form = form_class(data=data)
     valid = form.is_valid()
     duplicate = form.has_error(NON_FIELD_ERRORS, code="duplicate")
-    if not valid and not (duplicate and len(form.errors) == 1
-                          and len(form.errors[NON_FIELD_ERRORS]) == 1):
+    if not valid and not (
+        duplicate and len(form.errors) == 1 and len(form.errors[NON_FIELD_ERRORS]) == 1
+    ):
         raise CommandError(f"publisher not saved: {_form_errors(form)}")
 
     with transaction.atomic():
         if duplicate:
-            publisher = Publisher.objects.select_for_update().get(
-                identity_key=identity_key_for(form.instance)
-            ).specific
+            publisher = (
+                Publisher.objects.select_for_update()
+                .get(identity_key=identity_key_for(form.instance))
+                .specific
+            )
             created = False
         else:
             if pending:
@@ -264,10 +299,22 @@ def add_publisher(*, provider: str, projects: list[str], issuer_url: str | None 
 
 def _publisher_identity(specific: Publisher) -> dict[str, Any]:
     fields = {
-        Provider.GITHUB: ["repository_owner", "repository_name", "workflow_filename",
-                          "environment", "repository_owner_id", "repository_id"],
-        Provider.GITLAB: ["namespace", "project", "workflow_filepath", "environment",
-                          "namespace_id", "project_id"],
+        Provider.GITHUB: [
+            "repository_owner",
+            "repository_name",
+            "workflow_filename",
+            "environment",
+            "repository_owner_id",
+            "repository_id",
+        ],
+        Provider.GITLAB: [
+            "namespace",
+            "project",
+            "workflow_filepath",
+            "environment",
+            "namespace_id",
+            "project_id",
+        ],
         Provider.GOOGLE: ["email", "sub"],
         Provider.ACTIVESTATE: ["organization", "activestate_project_name", "actor", "actor_id"],
     }.get(specific.provider, [])
@@ -302,8 +349,9 @@ def publisher_data(publisher: Publisher, live_tokens: int | None = None) -> dict
     }
 
 
-def list_publishers(*, provider: str | None = None, project: str | None = None,
-                    issuer_url: str | None = None) -> list[dict[str, Any]]:
+def list_publishers(
+    *, provider: str | None = None, project: str | None = None, issuer_url: str | None = None
+) -> list[dict[str, Any]]:
     from .admin import live_token_count_subquery
 
     queryset = (
@@ -365,8 +413,13 @@ def token_data(token: IssuedToken) -> dict[str, Any]:
     }
 
 
-def list_tokens(*, live: bool = False, project: str | None = None,
-                publisher_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def list_tokens(
+    *,
+    live: bool = False,
+    project: str | None = None,
+    publisher_id: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
     queryset = IssuedToken.objects.select_related("publisher").order_by("-created_at", "-pk")
     if live:
         queryset = queryset.live()
@@ -380,8 +433,12 @@ def list_tokens(*, live: bool = False, project: str | None = None,
     return [token_data(t) for t in queryset[:limit]]
 
 
-def revoke_tokens(ids: list[int], *, publisher_id: int | None = None,
-                  reason: str = "revoked with manage.py trusted_publishing") -> dict[str, Any]:
+def revoke_tokens(
+    ids: list[int],
+    *,
+    publisher_id: int | None = None,
+    reason: str = "revoked with manage.py trusted_publishing",
+) -> dict[str, Any]:
     from .exchange import revoke_token
 
     if not ids and publisher_id is None:
@@ -401,7 +458,9 @@ def revoke_tokens(ids: list[int], *, publisher_id: int | None = None,
                 f"no publisher with id {publisher_id}; see `trusted_publishing list-publishers`"
             )
         tokens += list(
-            IssuedToken.objects.filter(publisher_id=publisher_id).live().exclude(pk__in=ids)
+            IssuedToken.objects.filter(publisher_id=publisher_id)
+            .live()
+            .exclude(pk__in=ids)
             .select_related("publisher")
         )
     actor = cli_actor()
@@ -415,8 +474,9 @@ def revoke_tokens(ids: list[int], *, publisher_id: int | None = None,
 
 
 # --- housekeeping -------------------------------------------------------------------------------
-def purge(*, token_days: int = 7, events_older_than: int | None = None,
-          dry_run: bool = False) -> dict[str, Any]:
+def purge(
+    *, token_days: int = 7, events_older_than: int | None = None, dry_run: bool = False
+) -> dict[str, Any]:
     """Delete rows that can no longer matter; returns how many of each (would be) deleted."""
     if token_days < 0 or (events_older_than is not None and events_older_than < 0):
         raise CommandError("day counts must be 0 or more")
@@ -439,5 +499,9 @@ def purge(*, token_days: int = 7, events_older_than: int | None = None,
             counts[label] = queryset.count()
             if not dry_run and counts[label]:
                 queryset.delete()
-    return {"dry_run": dry_run, "deleted": counts, "token_days": token_days,
-            "events_older_than": events_older_than}
+    return {
+        "dry_run": dry_run,
+        "deleted": counts,
+        "token_days": token_days,
+        "events_older_than": events_older_than,
+    }

@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     # Django cache alias holding issuer keys, throttle counters and token lookups. It must be
     # shared by all worker processes (Redis, Memcached, database) in production.
     "CACHE_ALIAS": "default",
+    # Seconds each worker process may reuse an issuer (with its keys) or a token lookup it read
+    # from that cache before asking it again (0 disables). A change made in one process reaches
+    # the others within this time; uploads re-check tokens in the database regardless.
+    "LOCAL_CACHE_TTL": 5,
     # Key fetching: per-request timeout (s), largest accepted document (bytes), minimum time
     # between two refetches of one issuer's keys (s), and the age after which keys are refreshed
     # even without an unknown key id (s), so keys an issuer withdrew stop verifying.

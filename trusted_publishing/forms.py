@@ -202,8 +202,10 @@ class TrustedIssuerForm(forms.ModelForm):
             count = instance.publishers.count()
             if count:
                 raise ValidationError(
-                    _("%(count)d %(old)s publisher(s) use this issuer, so its provider cannot "
-                      "change; add a separate issuer instead."),
+                    _(
+                        "%(count)d %(old)s publisher(s) use this issuer, so its provider cannot "
+                        "change; add a separate issuer instead."
+                    ),
                     params={"count": count, "old": instance.get_provider_display()},
                 )
         return provider

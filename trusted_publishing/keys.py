@@ -26,7 +26,7 @@ import requests
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
-from .cache import get_cache, keyset_prefetch
+from .cache import forget_local_issuer, get_cache, keyset_prefetch
 from .conf import tp_settings
 from .errors import IssuerUnavailable
 
@@ -205,6 +205,7 @@ def _cached_keyset(issuer_url: str) -> dict[str, Any] | None:
 def _store_keyset(issuer_url: str, keys: dict[str, dict[str, Any]]) -> None:
     # No expiry: old keys stay usable through outages; JWKS_MAX_AGE drives refreshes instead.
     get_cache().set(_cache_key("set", issuer_url), {"keys": keys, "fetched_at": time.time()}, None)
+    forget_local_issuer(issuer_url)
 
 
 def _refresh(issuer_url: str) -> dict[str, Any] | None:
@@ -262,6 +263,8 @@ def get_signing_key(issuer: dict[str, Any], kid: str) -> PyJWK:
             fresh = None  # keep serving the keys we have
         if fresh is not None:
             keys = fresh["keys"]
+            # This process's copy of the issuer holds the old key set: reread it next time.
+            forget_local_issuer(url)
         elif not keys:
             raise IssuerUnavailable("issuer keys are not available yet; retry shortly")
     if kid not in keys:
@@ -288,3 +291,4 @@ def refresh_issuer_keys(issuer: Any) -> list[str]:
 def forget_issuer_keys(issuer_url: str) -> None:
     cache = get_cache()
     cache.delete_many([_cache_key("set", issuer_url), _cache_key("gate", issuer_url)])
+    forget_local_issuer(issuer_url)

@@ -42,8 +42,12 @@ def _upload(base: str, token: str, version: str) -> requests.Response:
         f"{base}/legacy/",
         auth=("__token__", token),
         data={
-            ":action": "file_upload", "protocol_version": "1", "name": "gadgets",
-            "version": version, "filetype": "sdist", "pyversion": "source",
+            ":action": "file_upload",
+            "protocol_version": "1",
+            "name": "gadgets",
+            "version": version,
+            "filetype": "sdist",
+            "pyversion": "source",
             "sha256_digest": hashlib.sha256(content).hexdigest(),
         },
         files={"content": (f"gadgets-{version}.tar.gz", content, "application/octet-stream")},
@@ -58,8 +62,9 @@ def _login(page: Any, base: str, user: Any) -> None:
     page.wait_for_selector("#site-name")
 
 
-def test_operator_flow(page: Any, screenshot: Any, live_server: Any, admin_user: Any,
-                       settings: Any, tmp_path: Path) -> None:
+def test_operator_flow(
+    page: Any, screenshot: Any, live_server: Any, admin_user: Any, settings: Any, tmp_path: Path
+) -> None:
     # The example index creates projects for pending publishers and stores files.
     settings.TRUSTED_PUBLISHING = {
         **settings.TRUSTED_PUBLISHING,
@@ -99,8 +104,9 @@ def test_operator_flow(page: Any, screenshot: Any, live_server: Any, admin_user:
     assert publisher.is_pending and publisher.environment == "pypi"
 
     # --- CI: exchange an identity token, then upload ---------------------------------------
-    jwt = issuer.sign(issuer.github_claims(repository="acme/gadgets", environment="pypi",
-                                           run_id="4242"))
+    jwt = issuer.sign(
+        issuer.github_claims(repository="acme/gadgets", environment="pypi", run_id="4242")
+    )
     response = _post(f"{base}/_/oidc/mint-token", json={"token": jwt})
     assert response.status_code == 200, response.text
     token = response.json()["token"]
@@ -159,8 +165,13 @@ def test_operator_flow(page: Any, screenshot: Any, live_server: Any, admin_user:
     screenshot("09-trusted-issuers")
 
     # No screen showed the token or the JWT.
-    for path in ["auditevent", "issuedtoken", f"issuedtoken/{token_row.pk}/change",
-                 "githubpublisher", "publisher"]:
+    for path in [
+        "auditevent",
+        "issuedtoken",
+        f"issuedtoken/{token_row.pk}/change",
+        "githubpublisher",
+        "publisher",
+    ]:
         page.goto(f"{base}/admin/trusted_publishing/{path}/")
         html = page.content()
         assert token not in html and jwt not in html and token_row.digest not in html

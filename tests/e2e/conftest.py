@@ -55,10 +55,18 @@ class Result:
         return f"$ {' '.join(self.args)}\n[exit {self.returncode}]\n{self.stdout}\n{self.stderr}"
 
 
-def run(args: list[str], env: dict[str, str], cwd: Path | None = None,
-        timeout: float = CLIENT_TIMEOUT) -> Result:
-    proc = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+def run(
+    args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = CLIENT_TIMEOUT
+) -> Result:
+    proc = subprocess.run(
+        args,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     return Result(args, proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -88,8 +96,16 @@ def agent(server: IndexServer) -> Agent:
 
 def _register_issuer(agent: Agent, provider: str, url: str) -> None:
     # The operator's CLI, exactly as documented: a discovery issuer (keys fetched from it).
-    agent.manage("trusted_publishing", "add-issuer", "--provider", provider, "--url", url,
-                 "--name", f"e2e fake {provider}")
+    agent.manage(
+        "trusted_publishing",
+        "add-issuer",
+        "--provider",
+        provider,
+        "--url",
+        url,
+        "--name",
+        f"e2e fake {provider}",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -150,12 +166,31 @@ class Publishers:
     def __init__(self, agent: Agent, github: FakeIdP, gitlab: FakeIdP) -> None:
         self.agent, self.github, self.gitlab = agent, github, gitlab
 
-    def github_publisher(self, project: str, *, repository: str = "acme/widgets",
-                         workflow: str = "release.yml", environment: str | None = None,
-                         pending: bool = False, create_project: bool = True) -> int:
-        argv = ["trusted_publishing", "add-publisher", "--json", "--provider", "github",
-                "--issuer", self.github.url, "--repository", repository, "--workflow", workflow,
-                "--project", project]
+    def github_publisher(
+        self,
+        project: str,
+        *,
+        repository: str = "acme/widgets",
+        workflow: str = "release.yml",
+        environment: str | None = None,
+        pending: bool = False,
+        create_project: bool = True,
+    ) -> int:
+        argv = [
+            "trusted_publishing",
+            "add-publisher",
+            "--json",
+            "--provider",
+            "github",
+            "--issuer",
+            self.github.url,
+            "--repository",
+            repository,
+            "--workflow",
+            workflow,
+            "--project",
+            project,
+        ]
         if environment:
             argv += ["--environment", environment]
         if pending:
@@ -165,12 +200,30 @@ class Publishers:
         out = self.agent.manage(*argv)["json"]
         return int(out["id"])
 
-    def gitlab_publisher(self, project: str, *, path: str = "acme/widgets",
-                         ci_config: str = ".gitlab-ci.yml", environment: str | None = None) -> int:
+    def gitlab_publisher(
+        self,
+        project: str,
+        *,
+        path: str = "acme/widgets",
+        ci_config: str = ".gitlab-ci.yml",
+        environment: str | None = None,
+    ) -> int:
         self.agent("create_project", name=project)
-        argv = ["trusted_publishing", "add-publisher", "--json", "--provider", "gitlab",
-                "--issuer", self.gitlab.url, "--repository", path, "--workflow", ci_config,
-                "--project", project]
+        argv = [
+            "trusted_publishing",
+            "add-publisher",
+            "--json",
+            "--provider",
+            "gitlab",
+            "--issuer",
+            self.gitlab.url,
+            "--repository",
+            path,
+            "--workflow",
+            ci_config,
+            "--project",
+            project,
+        ]
         if environment:
             argv += ["--environment", environment]
         return int(self.agent.manage(*argv)["json"]["id"])
@@ -224,8 +277,15 @@ class Index:
         assert self.agent("files", project=project) == []
         assert self.filenames(project) == set()
 
-    def assert_published(self, project: str, dists: list[Dist], *, via_publisher: bool = True,
-                         env: dict[str, str], target: Path) -> None:
+    def assert_published(
+        self,
+        project: str,
+        dists: list[Dist],
+        *,
+        via_publisher: bool = True,
+        env: dict[str, str],
+        target: Path,
+    ) -> None:
         """The index serves exactly these bytes, and pip installs the package from it."""
         data = self.simple(project)
         assert data is not None, f"{project} is not on the index"
@@ -242,13 +302,26 @@ class Index:
         version = data["versions"][-1]
         self.pip_install(project, version, env=env, target=target)
 
-    def pip_install(self, project: str, version: str, *, env: dict[str, str],
-                    target: Path) -> None:
+    def pip_install(self, project: str, version: str, *, env: dict[str, str], target: Path) -> None:
         pip_env = {**env, "PIP_CERT": str(self.server.tls.ca), "PIP_CONFIG_FILE": os.devnull}
-        result = run([sys.executable, "-m", "pip", "install", "--no-cache-dir", "--no-deps",
-                      "--cert", str(self.server.tls.ca), "--index-url",
-                      pip_url(self.server.simple_url), "--target", str(target),
-                      f"{project}=={version}"], env=pip_env)
+        result = run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--no-cache-dir",
+                "--no-deps",
+                "--cert",
+                str(self.server.tls.ca),
+                "--index-url",
+                pip_url(self.server.simple_url),
+                "--target",
+                str(target),
+                f"{project}=={version}",
+            ],
+            env=pip_env,
+        )
         assert result.returncode == 0, result.output
         module = project.replace("-", "_").replace(".", "_").lower()
         init = target / module / "__init__.py"
@@ -294,8 +367,14 @@ def action_env(monkeypatch: pytest.MonkeyPatch, github_idp) -> None:
 
 
 def twine_upload(server, env, token: str, files, *extra: str):  # type: ignore[no-untyped-def]
-    return run([tool("twine"), "upload", "--disable-progress-bar", *extra,
-                *[str(d.path) for d in files]],
-               env={**env, "TWINE_USERNAME": "__token__", "TWINE_PASSWORD": token,
-                    "TWINE_REPOSITORY_URL": server.upload_url, "TWINE_CERT": str(server.tls.ca),
-                    "TWINE_NON_INTERACTIVE": "1"})
+    return run(
+        [tool("twine"), "upload", "--disable-progress-bar", *extra, *[str(d.path) for d in files]],
+        env={
+            **env,
+            "TWINE_USERNAME": "__token__",
+            "TWINE_PASSWORD": token,
+            "TWINE_REPOSITORY_URL": server.upload_url,
+            "TWINE_CERT": str(server.tls.ca),
+            "TWINE_NON_INTERACTIVE": "1",
+        },
+    )

@@ -12,8 +12,9 @@ from tests.support.environment import SCRUB, github_actions_env
 from .conftest import run, tool
 
 
-def test_pdm_publish_through_trusted_publishing(server, agent, index, publishers, github_idp,
-                                                gha_env, dists, workdir: Path, unique) -> None:
+def test_pdm_publish_through_trusted_publishing(
+    server, agent, index, publishers, github_idp, gha_env, dists, workdir: Path, unique
+) -> None:
     name = f"pdm-tp-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}", workflow="publish.yml")
     github_idp.job(f"acme/{name}", "publish.yml")
@@ -21,12 +22,23 @@ def test_pdm_publish_through_trusted_publishing(server, agent, index, publishers
     project_dir = workdir / "pdm-project"
     project_dir.mkdir()
     # pdm wants a project in its working directory; publishing uses the prebuilt dist/ only.
-    (project_dir / "pyproject.toml").write_text(f'[project]\nname = "{name}"\n'
-                                                'version = "3.1.0"\n')
+    (project_dir / "pyproject.toml").write_text(f'[project]\nname = "{name}"\nversion = "3.1.0"\n')
 
-    result = run([tool("pdm"), "publish", "--no-build", "--dest", str(files[0].path.parent),
-                  "--repository", server.upload_url, "--ca-certs", str(server.tls.ca)],
-                 env=gha_env, cwd=project_dir)
+    result = run(
+        [
+            tool("pdm"),
+            "publish",
+            "--no-build",
+            "--dest",
+            str(files[0].path.parent),
+            "--repository",
+            server.upload_url,
+            "--ca-certs",
+            str(server.tls.ca),
+        ],
+        env=gha_env,
+        cwd=project_dir,
+    )
 
     assert result.returncode == 0, result.output
     assert github_idp.last_audience == server.audience
@@ -35,8 +47,9 @@ def test_pdm_publish_through_trusted_publishing(server, agent, index, publishers
     assert token["upload_count"] == 2
 
 
-def test_pdm_mint_failure_uploads_nothing(server, index, publishers, github_idp, gha_env, dists,
-                                          workdir: Path, unique) -> None:
+def test_pdm_mint_failure_uploads_nothing(
+    server, index, publishers, github_idp, gha_env, dists, workdir: Path, unique
+) -> None:
     name = f"pdm-refused-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}", workflow="publish.yml")
     github_idp.job(f"acme/{name}", "other.yml")
@@ -44,9 +57,21 @@ def test_pdm_mint_failure_uploads_nothing(server, index, publishers, github_idp,
     project_dir = workdir / "pdm-project"
     project_dir.mkdir()
     (project_dir / "pyproject.toml").write_text(f'[project]\nname = "{name}"\nversion = "1"\n')
-    result = run([tool("pdm"), "publish", "--no-build", "--dest", str(files[0].path.parent),
-                  "--repository", server.upload_url, "--ca-certs", str(server.tls.ca)],
-                 env=gha_env, cwd=project_dir)
+    result = run(
+        [
+            tool("pdm"),
+            "publish",
+            "--no-build",
+            "--dest",
+            str(files[0].path.parent),
+            "--repository",
+            server.upload_url,
+            "--ca-certs",
+            str(server.tls.ca),
+        ],
+        env=gha_env,
+        cwd=project_dir,
+    )
     assert result.returncode != 0, result.output
     # pdm only says it could not get a token, then asks for a password it cannot prompt for.
     assert "Failed to get PyPI token via OIDC" in result.output
@@ -70,9 +95,18 @@ def twine_in_process(monkeypatch: pytest.MonkeyPatch, server, github_idp) -> Non
     monkeypatch.setattr(twine.utils, "DEFAULT_REPOSITORY", server.upload_url)
 
 
-def test_twine_native_trusted_publishing(server, agent, index, publishers, github_idp, dists,
-                                         twine_in_process, client_env, workdir: Path,
-                                         unique) -> None:
+def test_twine_native_trusted_publishing(
+    server,
+    agent,
+    index,
+    publishers,
+    github_idp,
+    dists,
+    twine_in_process,
+    client_env,
+    workdir: Path,
+    unique,
+) -> None:
     from twine.cli import dispatch
 
     name = f"twine-tp-{unique}"
@@ -80,9 +114,18 @@ def test_twine_native_trusted_publishing(server, agent, index, publishers, githu
     github_idp.job(f"acme/{name}", "release.yml")
     files = dists(name, "4.0.0")
 
-    dispatch(["upload", "--repository-url", server.upload_url, "--non-interactive",
-              "--disable-progress-bar", "--cert", str(server.tls.ca),
-              *[str(d.path) for d in files]])
+    dispatch(
+        [
+            "upload",
+            "--repository-url",
+            server.upload_url,
+            "--non-interactive",
+            "--disable-progress-bar",
+            "--cert",
+            str(server.tls.ca),
+            *[str(d.path) for d in files],
+        ]
+    )
 
     assert github_idp.last_audience == server.audience
     index.assert_published(name, files, env=client_env, target=workdir / "site")
@@ -90,8 +133,9 @@ def test_twine_native_trusted_publishing(server, agent, index, publishers, githu
     assert token["upload_count"] == 2
 
 
-def test_twine_native_trusted_publishing_refused(server, index, publishers, github_idp, dists,
-                                                 twine_in_process, unique) -> None:
+def test_twine_native_trusted_publishing_refused(
+    server, index, publishers, github_idp, dists, twine_in_process, unique
+) -> None:
     from twine.cli import dispatch
     from twine.exceptions import TrustedPublishingFailure
 
@@ -99,15 +143,24 @@ def test_twine_native_trusted_publishing_refused(server, index, publishers, gith
     publishers.github_publisher(name, repository=f"acme/{name}")
     github_idp.job(f"acme/{name}-fork", "release.yml")
     with pytest.raises(TrustedPublishingFailure, match="invalid-publisher"):
-        dispatch(["upload", "--repository-url", server.upload_url, "--non-interactive",
-                  "--disable-progress-bar", "--cert", str(server.tls.ca),
-                  *[str(d.path) for d in dists(name)]])
+        dispatch(
+            [
+                "upload",
+                "--repository-url",
+                server.upload_url,
+                "--non-interactive",
+                "--disable-progress-bar",
+                "--cert",
+                str(server.tls.ca),
+                *[str(d.path) for d in dists(name)],
+            ]
+        )
     index.assert_nothing_uploaded(name)
 
 
-def test_maturin_upload_uses_the_legacy_github_route(server, agent, index, publishers,
-                                                     github_idp, gha_env, dists, workdir: Path,
-                                                     unique) -> None:
+def test_maturin_upload_uses_the_legacy_github_route(
+    server, agent, index, publishers, github_idp, gha_env, dists, workdir: Path, unique
+) -> None:
     name = f"maturin-tp-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}")
     github_idp.job(f"acme/{name}", "release.yml")
@@ -115,8 +168,17 @@ def test_maturin_upload_uses_the_legacy_github_route(server, agent, index, publi
     assert wheel.filename.endswith(".whl")
 
     # maturin's OIDC requests ignore custom CAs: it talks to the plain-http listener.
-    result = run([tool("maturin"), "upload", "--non-interactive", "--repository-url",
-                  f"{server.http_base_url}/legacy/", str(wheel.path)], env=gha_env)
+    result = run(
+        [
+            tool("maturin"),
+            "upload",
+            "--non-interactive",
+            "--repository-url",
+            f"{server.http_base_url}/legacy/",
+            str(wheel.path),
+        ],
+        env=gha_env,
+    )
 
     assert result.returncode == 0, result.output
     index.assert_published(name, [wheel], env=gha_env, target=workdir / "site")
@@ -124,4 +186,3 @@ def test_maturin_upload_uses_the_legacy_github_route(server, agent, index, publi
     assert len(minted) == 1
     access = (server.workdir / "access-http.log").read_text()
     assert "POST /_/oidc/github/mint-token" in access
-

@@ -12,8 +12,20 @@ from .conftest import run
 
 def test_demo_publishes_and_installs(client_env, tmp_path: Path) -> None:
     port = free_port()
-    result = run(["bash", "scripts/demo.sh", "--once", "--port", str(port), "--data-dir",
-                  str(tmp_path / "demo")], env=client_env, cwd=REPO_ROOT, timeout=240)
+    result = run(
+        [
+            "bash",
+            "scripts/demo.sh",
+            "--once",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "demo"),
+        ],
+        env=client_env,
+        cwd=REPO_ROOT,
+        timeout=240,
+    )
     assert result.returncode == 0, result.output
     for step in ("migrate", "add-issuer", "add-publisher", "uv publish", "pip install"):
         assert step in result.stdout, result.output
@@ -30,7 +42,19 @@ def test_demo_fails_clearly_when_the_port_is_taken(client_env, tmp_path: Path) -
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = run(["bash", "scripts/demo.sh", "--once", "--port", str(port), "--data-dir",
-                      str(tmp_path / "demo")], env=client_env, cwd=REPO_ROOT, timeout=120)
+        result = run(
+            [
+                "bash",
+                "scripts/demo.sh",
+                "--once",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "demo"),
+            ],
+            env=client_env,
+            cwd=REPO_ROOT,
+            timeout=120,
+        )
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr

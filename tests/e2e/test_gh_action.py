@@ -16,8 +16,9 @@ from tests.support.tpclient import ExchangeFailed, gh_action_exchange
 from .conftest import twine_upload
 
 
-def test_action_exchange_then_twine_upload(server, index, publishers, github_idp, action_env,
-                                           client_env, dists, workdir: Path, unique) -> None:
+def test_action_exchange_then_twine_upload(
+    server, index, publishers, github_idp, action_env, client_env, dists, workdir: Path, unique
+) -> None:
     name = f"gha-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}", environment="release")
     github_idp.job(f"acme/{name}", "release.yml", environment="release")
@@ -36,8 +37,9 @@ def test_action_exchange_then_twine_upload(server, index, publishers, github_idp
     assert "File already exists" in plain.output
 
 
-def test_action_shows_the_index_errors(server, index, publishers, github_idp, action_env,
-                                       unique) -> None:
+def test_action_shows_the_index_errors(
+    server, index, publishers, github_idp, action_env, unique
+) -> None:
     name = f"gha-refused-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}", environment="release")
     github_idp.job(f"acme/{name}", "release.yml", environment="dev")
@@ -64,9 +66,13 @@ def test_every_mint_error_is_json_with_errors(server, body: bytes, status: int) 
     """The action (and twine) index payload["errors"] on any non-2xx: never a bare error."""
     session = requests.Session()
     session.trust_env = False
-    response = session.post(f"{server.base_url}/_/oidc/mint-token", data=body,
-                            verify=str(server.tls.ca), timeout=10,
-                            headers={"Content-Type": "application/json"})
+    response = session.post(
+        f"{server.base_url}/_/oidc/mint-token",
+        data=body,
+        verify=str(server.tls.ca),
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == status
     payload = response.json()
     assert payload["errors"] and all({"code", "description"} <= set(e) for e in payload["errors"])
@@ -76,8 +82,12 @@ def test_every_mint_error_is_json_with_errors(server, body: bytes, status: int) 
 @pytest.fixture(scope="module")
 def disabled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
     """A second index with Trusted Publishing switched off (TRUSTED_PUBLISHING["ENABLED"])."""
-    instance = IndexServer(tmp_path_factory.mktemp("disabled"), with_http=False, workers=1,
-                           extra_env={"TP_ENABLED": "false"})
+    instance = IndexServer(
+        tmp_path_factory.mktemp("disabled"),
+        with_http=False,
+        workers=1,
+        extra_env={"TP_ENABLED": "false"},
+    )
     try:
         instance.start()
         yield instance
@@ -88,4 +98,3 @@ def disabled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexS
 def test_action_reports_disabled_trusted_publishing(disabled_server, action_env) -> None:
     with pytest.raises(ExchangeFailed, match="has trusted publishing disabled"):
         gh_action_exchange(disabled_server.upload_url, str(disabled_server.tls.ca))
-

@@ -15,8 +15,7 @@ from .conftest import run, tool, twine_upload
 def test_discovery_follows_the_pep(server) -> None:
     response = pep807_discover(server.upload_url, str(server.tls.ca))
     assert response.status_code == 200
-    assert response.headers["Content-Type"].startswith(
-        (PYTP_MEDIA_TYPE, "application/json"))
+    assert response.headers["Content-Type"].startswith((PYTP_MEDIA_TYPE, "application/json"))
     document = response.json()
     assert document["audience-endpoint"] == f"{server.base_url}/_/oidc/audience"
     assert document["token-mint-endpoint"] == f"{server.base_url}/_/oidc/mint-token"
@@ -25,13 +24,24 @@ def test_discovery_follows_the_pep(server) -> None:
     assert pep807_discover(server.upload_url, str(server.tls.ca), accept=None).status_code == 200
     # Not an upload path of this index, or an Accept it cannot satisfy.
     assert pep807_discover(f"{server.base_url}/simple/", str(server.tls.ca)).status_code == 404
-    assert pep807_discover(server.upload_url, str(server.tls.ca),
-                           accept="text/html").status_code == 406
+    assert (
+        pep807_discover(server.upload_url, str(server.tls.ca), accept="text/html").status_code
+        == 406
+    )
 
 
-def test_discovered_mint_and_twine_upload(server, agent, index, publishers, github_idp,
-                                          action_env, client_env, dists, workdir: Path,
-                                          unique) -> None:
+def test_discovered_mint_and_twine_upload(
+    server,
+    agent,
+    index,
+    publishers,
+    github_idp,
+    action_env,
+    client_env,
+    dists,
+    workdir: Path,
+    unique,
+) -> None:
     name = f"pep807-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}")
     github_idp.job(f"acme/{name}", "release.yml")
@@ -47,15 +57,16 @@ def test_discovered_mint_and_twine_upload(server, agent, index, publishers, gith
     index.assert_published(name, files, env=client_env, target=workdir / "site")
 
 
-def test_single_use_token_is_refused_the_second_time(server, agent, index, publishers,
-                                                     github_idp, action_env, client_env, dists,
-                                                     unique) -> None:
+def test_single_use_token_is_refused_the_second_time(
+    server, agent, index, publishers, github_idp, action_env, client_env, dists, unique
+) -> None:
     name = f"single-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}")
     github_idp.job(f"acme/{name}", "release.yml")
     sdist, wheel = dists(name, "1.0.0")
-    token = pep807_mint(server.upload_url, str(server.tls.ca),
-                        features=["single-use-token"])["token"]
+    token = pep807_mint(server.upload_url, str(server.tls.ca), features=["single-use-token"])[
+        "token"
+    ]
 
     first = twine_upload(server, client_env, token, [sdist])
     second = twine_upload(server, client_env, token, [wheel])
@@ -68,8 +79,9 @@ def test_single_use_token_is_refused_the_second_time(server, agent, index, publi
     assert record["single_use"] and record["state"] == "used"
 
 
-def test_revoked_token_uploads_nothing(server, agent, index, publishers, github_idp, action_env,
-                                       client_env, dists, unique) -> None:
+def test_revoked_token_uploads_nothing(
+    server, agent, index, publishers, github_idp, action_env, client_env, dists, unique
+) -> None:
     name = f"revoked-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}")
     github_idp.job(f"acme/{name}", "release.yml")
@@ -85,8 +97,9 @@ def test_revoked_token_uploads_nothing(server, agent, index, publishers, github_
     index.assert_nothing_uploaded(name)
 
 
-def test_mint_for_a_subset_of_projects(server, agent, index, publishers, github_idp, action_env,
-                                       client_env, dists, unique) -> None:
+def test_mint_for_a_subset_of_projects(
+    server, agent, index, publishers, github_idp, action_env, client_env, dists, unique
+) -> None:
     first, second = f"subset-a-{unique}", f"subset-b-{unique}"
     publishers.github_publisher(first, repository=f"acme/{first}")
     publishers.github_publisher(second, repository=f"acme/{first}")
@@ -104,28 +117,53 @@ def staff_user(agent) -> tuple[str, str]:
     return "release-manager", "correct horse"
 
 
-def test_user_credentials_and_duplicate_handling_with_uv(server, index, staff_user, client_env,
-                                                         dists, workdir: Path, unique) -> None:
+def test_user_credentials_and_duplicate_handling_with_uv(
+    server, index, staff_user, client_env, dists, workdir: Path, unique
+) -> None:
     name = f"by-hand-{unique}"
     files = dists(name, "0.9.0")
     env = {**client_env, "SSL_CERT_FILE": str(server.tls.ca)}
     username, password = staff_user
 
     def publish(*extra: str):  # type: ignore[no-untyped-def]
-        return run([tool("uv"), "publish", "--publish-url", server.upload_url,
-                    "--username", username, "--password", password, *extra,
-                    *[str(d.path) for d in files]], env=env)
+        return run(
+            [
+                tool("uv"),
+                "publish",
+                "--publish-url",
+                server.upload_url,
+                "--username",
+                username,
+                "--password",
+                password,
+                *extra,
+                *[str(d.path) for d in files],
+            ],
+            env=env,
+        )
 
     assert (ok := publish()).returncode == 0, ok.output
-    index.assert_published(name, files, via_publisher=False, env=client_env,
-                           target=workdir / "site")
+    index.assert_published(
+        name, files, via_publisher=False, env=client_env, target=workdir / "site"
+    )
     duplicate = publish()
     assert duplicate.returncode != 0
     assert "File already exists" in duplicate.output
     # --check-url: uv asks the simple index, sees identical files, and skips them.
     skipped = publish("--check-url", server.simple_url)
     assert skipped.returncode == 0, skipped.output
-    wrong = run([tool("uv"), "publish", "--publish-url", server.upload_url, "--username",
-                 username, "--password", "wrong", *[str(d.path) for d in dists(f"{name}-x")]],
-                env=env)
+    wrong = run(
+        [
+            tool("uv"),
+            "publish",
+            "--publish-url",
+            server.upload_url,
+            "--username",
+            username,
+            "--password",
+            "wrong",
+            *[str(d.path) for d in dists(f"{name}-x")],
+        ],
+        env=env,
+    )
     assert wrong.returncode != 0

@@ -6,13 +6,19 @@ import os
 
 
 def test_server_runs_on_the_configured_backends(agent) -> None:
-    backends = agent("execute", code=(
-        "from django.db import connection\n"
-        "from django.core.cache import caches\n"
-        "result = [connection.vendor, type(caches['default']).__name__]\n"
-    ))
-    expect_db = "postgresql" if os.environ.get("DATABASE_URL", "").startswith(
-        ("postgres", "pgsql")) else "sqlite"
+    backends = agent(
+        "execute",
+        code=(
+            "from django.db import connection\n"
+            "from django.core.cache import caches\n"
+            "result = [connection.vendor, type(caches['default']).__name__]\n"
+        ),
+    )
+    expect_db = (
+        "postgresql"
+        if os.environ.get("DATABASE_URL", "").startswith(("postgres", "pgsql"))
+        else "sqlite"
+    )
     assert backends[0] == expect_db
     if os.environ.get("CACHE_URL", "").startswith("redis"):
         assert backends[1] == "RedisCache"

@@ -12,16 +12,28 @@ from .conftest import run, tool
 
 
 def uv_publish(server, env, files, *extra: str):  # type: ignore[no-untyped-def]
-    return run([tool("uv"), "publish", "--trusted-publishing", "always",
-                "--publish-url", server.upload_url, *extra, *map(str, files)],
-               env={**env, "SSL_CERT_FILE": str(server.tls.ca)})
+    return run(
+        [
+            tool("uv"),
+            "publish",
+            "--trusted-publishing",
+            "always",
+            "--publish-url",
+            server.upload_url,
+            *extra,
+            *map(str, files),
+        ],
+        env={**env, "SSL_CERT_FILE": str(server.tls.ca)},
+    )
 
 
-def test_uv_github_actions_publishes_a_real_build(server, agent, index, publishers, github_idp,
-                                                  gha_env, workdir: Path, unique) -> None:
+def test_uv_github_actions_publishes_a_real_build(
+    server, agent, index, publishers, github_idp, gha_env, workdir: Path, unique
+) -> None:
     name = f"uv-gh-{unique}"
-    publishers.github_publisher(name, repository=f"acme/{name}", workflow="release.yml",
-                                environment="pypi")
+    publishers.github_publisher(
+        name, repository=f"acme/{name}", workflow="release.yml", environment="pypi"
+    )
     github_idp.job(f"acme/{name}", "release.yml", environment="pypi")
     dists = build_project(write_project(name, "1.0.0", workdir / "src"), workdir / "dist")
     assert len(dists) == 2
@@ -40,13 +52,13 @@ def test_uv_github_actions_publishes_a_real_build(server, agent, index, publishe
     assert "token.burned" in kinds
 
 
-def test_uv_gitlab_ci_publishes(server, agent, index, publishers, gitlab_idp, client_env, dists,
-                                workdir: Path, unique) -> None:
+def test_uv_gitlab_ci_publishes(
+    server, agent, index, publishers, gitlab_idp, client_env, dists, workdir: Path, unique
+) -> None:
     name = f"uv-gl-{unique}"
     publishers.gitlab_publisher(name, path=f"acme/{name}", ci_config=".gitlab-ci.yml")
     issuer = gitlab_idp.issuer
-    jwt = issuer.sign(issuer.gitlab_claims(f"acme/{name}", ".gitlab-ci.yml",
-                                           aud=server.audience))
+    jwt = issuer.sign(issuer.gitlab_claims(f"acme/{name}", ".gitlab-ci.yml", aud=server.audience))
     files = dists(name, "2.0.0")
     env = {**client_env, "GITLAB_CI": "true", gitlab_variable(server.audience): jwt}
 
@@ -65,8 +77,9 @@ def _assert_refused(result, index, name: str, *phrases: str) -> None:  # type: i
     index.assert_nothing_uploaded(name)
 
 
-def test_uv_wrong_repository_is_refused(server, index, publishers, github_idp, gha_env, dists,
-                                        unique) -> None:
+def test_uv_wrong_repository_is_refused(
+    server, index, publishers, github_idp, gha_env, dists, unique
+) -> None:
     name = f"uv-wrong-repo-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}")
     github_idp.job(f"mallory/{name}", "release.yml")
@@ -74,8 +87,9 @@ def test_uv_wrong_repository_is_refused(server, index, publishers, github_idp, g
     _assert_refused(result, index, name, "invalid-publisher")
 
 
-def test_uv_wrong_workflow_is_refused(server, index, publishers, github_idp, gha_env, dists,
-                                      unique) -> None:
+def test_uv_wrong_workflow_is_refused(
+    server, index, publishers, github_idp, gha_env, dists, unique
+) -> None:
     name = f"uv-wrong-wf-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}", workflow="release.yml")
     github_idp.job(f"acme/{name}", "ci.yml")
@@ -83,8 +97,9 @@ def test_uv_wrong_workflow_is_refused(server, index, publishers, github_idp, gha
     _assert_refused(result, index, name, "invalid-publisher")
 
 
-def test_uv_wrong_environment_is_refused(server, index, publishers, github_idp, gha_env, dists,
-                                         unique) -> None:
+def test_uv_wrong_environment_is_refused(
+    server, index, publishers, github_idp, gha_env, dists, unique
+) -> None:
     name = f"uv-wrong-env-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}", environment="pypi")
     github_idp.job(f"acme/{name}", "release.yml", environment="staging")
@@ -92,8 +107,9 @@ def test_uv_wrong_environment_is_refused(server, index, publishers, github_idp, 
     _assert_refused(result, index, name, "invalid-publisher")
 
 
-def test_uv_project_not_authorised_is_refused(server, agent, index, publishers, github_idp,
-                                              gha_env, dists, unique) -> None:
+def test_uv_project_not_authorised_is_refused(
+    server, agent, index, publishers, github_idp, gha_env, dists, unique
+) -> None:
     mine, theirs = f"uv-mine-{unique}", f"uv-theirs-{unique}"
     publishers.github_publisher(mine, repository=f"acme/{mine}")
     agent("create_project", name=theirs)
@@ -104,8 +120,9 @@ def test_uv_project_not_authorised_is_refused(server, agent, index, publishers, 
     assert denied, "the refused upload is in the audit log"
 
 
-def test_uv_publisher_cannot_create_a_missing_project(server, agent, index, publishers,
-                                                     github_idp, gha_env, dists, unique) -> None:
+def test_uv_publisher_cannot_create_a_missing_project(
+    server, agent, index, publishers, github_idp, gha_env, dists, unique
+) -> None:
     name = f"uv-no-project-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}", create_project=False)
     github_idp.job(f"acme/{name}", "release.yml")
@@ -114,8 +131,9 @@ def test_uv_publisher_cannot_create_a_missing_project(server, agent, index, publ
     assert agent("project_exists", name=name) is False
 
 
-def test_uv_pending_publisher_creates_the_project(server, agent, index, publishers, github_idp,
-                                                  gha_env, dists, workdir: Path, unique) -> None:
+def test_uv_pending_publisher_creates_the_project(
+    server, agent, index, publishers, github_idp, gha_env, dists, workdir: Path, unique
+) -> None:
     name = f"uv-pending-{unique}"
     publishers.github_publisher(name, repository=f"acme/{name}", pending=True)
     assert agent("project_exists", name=name) is False

@@ -49,8 +49,9 @@ def manage(argv: list[str]) -> dict[str, Any]:
 def create_user(username: str, password: str, staff: bool = False) -> int:
     from django.contrib.auth import get_user_model
 
-    user = get_user_model().objects.create_user(username, password=password, is_staff=staff,
-                                                is_superuser=staff)
+    user = get_user_model().objects.create_user(
+        username, password=password, is_staff=staff, is_superuser=staff
+    )
     return user.pk
 
 
@@ -77,10 +78,16 @@ def files(project: str) -> list[dict[str, Any]]:
         release__project__normalized_name=normalize_project_name(project)
     ).select_related("release")
     return [
-        {"filename": f.filename, "version": f.release.version, "sha256": f.sha256,
-         "size": f.size, "uploaded_by": f.uploaded_by,
-         "uploaded_via_trusted_publisher": f.uploaded_via_trusted_publisher,
-         "publisher_label": f.publisher_label, "attestations": f.attestations}
+        {
+            "filename": f.filename,
+            "version": f.release.version,
+            "sha256": f.sha256,
+            "size": f.size,
+            "uploaded_by": f.uploaded_by,
+            "uploaded_via_trusted_publisher": f.uploaded_via_trusted_publisher,
+            "publisher_label": f.publisher_label,
+            "attestations": f.attestations,
+        }
         for f in rows
     ]
 
@@ -93,9 +100,16 @@ def tokens(project: str | None = None, publisher: int | None = None) -> list[dic
     if publisher is not None:
         rows = rows.filter(publisher_id=publisher)
     result = [
-        {"id": t.pk, "publisher": t.publisher_id, "projects": t.projects, "state": t.state,
-         "single_use": t.single_use, "upload_count": t.upload_count,
-         "revoked_reason": t.revoked_reason, "subject": t.subject}
+        {
+            "id": t.pk,
+            "publisher": t.publisher_id,
+            "projects": t.projects,
+            "state": t.state,
+            "single_use": t.single_use,
+            "upload_count": t.upload_count,
+            "revoked_reason": t.revoked_reason,
+            "subject": t.subject,
+        }
         for t in rows
     ]
     if project is not None:
@@ -111,9 +125,16 @@ def audit(kinds: list[str] | None = None, project: str | None = None) -> list[di
     if kinds:
         rows = rows.filter(kind__in=kinds)
     result = [
-        {"kind": e.kind, "outcome": e.outcome, "error_code": e.error_code, "message": e.message,
-         "projects": e.projects, "token": e.token_id, "publisher": e.publisher_id,
-         "actor": e.actor}
+        {
+            "kind": e.kind,
+            "outcome": e.outcome,
+            "error_code": e.error_code,
+            "message": e.message,
+            "projects": e.projects,
+            "token": e.token_id,
+            "publisher": e.publisher_id,
+            "actor": e.actor,
+        }
         for e in rows
     ]
     if project is not None:
@@ -145,8 +166,11 @@ def main() -> None:
             result = OPS[request["op"]](**request.get("args", {}))
             reply = {"ok": True, "result": result}
         except BaseException as exc:  # report every failure to the test, keep serving
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                     "traceback": traceback.format_exc()}
+            reply = {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
         finally:
             close_old_connections()
         print(json.dumps(reply, default=str), flush=True)

@@ -39,19 +39,22 @@ def _module(name: str) -> str:
 
 
 def _metadata(name: str, version: str, requires_python: str) -> str:
-    return (f"Metadata-Version: 2.3\nName: {name}\nVersion: {version}\n"
-            f"Summary: e2e test package {name}\nRequires-Python: {requires_python}\n")
+    return (
+        f"Metadata-Version: 2.3\nName: {name}\nVersion: {version}\n"
+        f"Summary: e2e test package {name}\nRequires-Python: {requires_python}\n"
+    )
 
 
-def make_wheel(name: str, version: str, outdir: Path, *, requires_python: str = ">=3.9",
-               payload: str = "") -> Dist:
+def make_wheel(
+    name: str, version: str, outdir: Path, *, requires_python: str = ">=3.9", payload: str = ""
+) -> Dist:
     module = _module(name)
     dist_info = f"{module}-{version}.dist-info"
     files = {
         f"{module}/__init__.py": f'__version__ = "{version}"\n{payload}'.encode(),
         f"{dist_info}/METADATA": _metadata(name, version, requires_python).encode(),
         f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: e2e\nRoot-Is-Purelib: true\n"
-                              b"Tag: py3-none-any\n",
+        b"Tag: py3-none-any\n",
     }
     record = []
     for path, data in files.items():
@@ -111,13 +114,27 @@ def write_project(name: str, version: str, srcdir: Path) -> Path:
     return srcdir
 
 
-def build_project(srcdir: Path, outdir: Path, *, python: str = sys.executable,
-                  timeout: float = 120) -> list[Dist]:
+def build_project(
+    srcdir: Path, outdir: Path, *, python: str = sys.executable, timeout: float = 120
+) -> list[Dist]:
     """``python -m build --no-isolation``: offline, with hatchling from the running venv."""
     subprocess.run(
-        [python, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(outdir),
-         str(srcdir)],
-        check=True, capture_output=True, text=True, timeout=timeout,
+        [
+            python,
+            "-m",
+            "build",
+            "--no-isolation",
+            "--sdist",
+            "--wheel",
+            "--outdir",
+            str(outdir),
+            str(srcdir),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
-    return sorted((Dist(p) for p in outdir.iterdir() if p.suffix in (".whl", ".gz")),
-                  key=lambda d: d.filename)
+    return sorted(
+        (Dist(p) for p in outdir.iterdir() if p.suffix in (".whl", ".gz")), key=lambda d: d.filename
+    )

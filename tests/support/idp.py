@@ -51,8 +51,13 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeIdP:
-    def __init__(self, *, request_token: str = "test-request-token",
-                 audience: str | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        request_token: str = "test-request-token",
+        audience: str | None = None,
+        port: int = 0,
+    ) -> None:
         self.request_token = request_token
         self.default_audience = audience
         self._port = port
@@ -72,8 +77,12 @@ class FakeIdP:
         if self.issuer is None:
             self.issuer = TestIssuer(self.url)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"fake-idp-{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"fake-idp-{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -131,13 +140,24 @@ class FakeIdP:
             self.last_audience: str | None = None
             self.issued: list[dict[str, Any]] = []
 
-    def job(self, repository: str = "acme/widgets", workflow: str = "release.yml", *,
-            environment: str | None = None, ref: str = "refs/tags/v1.0.0",
-            **extra: Any) -> FakeIdP:
+    def job(
+        self,
+        repository: str = "acme/widgets",
+        workflow: str = "release.yml",
+        *,
+        environment: str | None = None,
+        ref: str = "refs/tags/v1.0.0",
+        **extra: Any,
+    ) -> FakeIdP:
         """GitHub claims of every following token (until changed or reset)."""
         with self._lock:
-            self._job = {"repository": repository, "workflow": workflow,
-                         "environment": environment, "ref": ref, **extra}
+            self._job = {
+                "repository": repository,
+                "workflow": workflow,
+                "environment": environment,
+                "ref": ref,
+                **extra,
+            }
             self._claims_factory = None
         return self
 
@@ -239,8 +259,13 @@ class FakeIdP:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return  # keep pytest output clean; see idp.log
 
-            def _send(self, status: int, body: bytes, content_type: str = "application/json",
-                      headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                status: int,
+                body: bytes,
+                content_type: str = "application/json",
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -289,8 +314,11 @@ class FakeIdP:
                 elif kind == "404":
                     self._json(404, {"message": "not found"})
                 elif kind == "html":
-                    self._send(200, b"<!DOCTYPE html><html><body><h1>Sign in</h1></body></html>",
-                               "text/html; charset=utf-8")
+                    self._send(
+                        200,
+                        b"<!DOCTYPE html><html><body><h1>Sign in</h1></body></html>",
+                        "text/html; charset=utf-8",
+                    )
                 elif kind == "huge":
                     size = int(options.get("size", 2 * 1024 * 1024))
                     padding = b" " * max(0, size - 12)

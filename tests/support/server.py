@@ -100,8 +100,12 @@ class Agent:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.agent"], cwd=REPO_ROOT, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+            [sys.executable, "-m", "tests.support.agent"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
         )
         ready = self._read(60)
         if not ready.get("ok"):
@@ -186,25 +190,27 @@ class IndexServer:
     # --- environment --------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
         env = clean_env(self.workdir / "home")
-        env.update({
-            "DJANGO_SETTINGS_MODULE": "example_project.settings",
-            "PYTHONPATH": str(REPO_ROOT),
-            "DEBUG": "false",
-            "DEVIDP_ENABLED": "false",
-            "SECRET_KEY": "e2e-" + uuid.uuid4().hex,
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "INDEX_DATA_DIR": str(self.workdir / "data"),
-            "DATABASE_URL": self.database.url,
-            "CACHE_URL": os.environ.get("CACHE_URL", "locmemcache://e2e"),
-            # A fresh key space: nothing cached by an earlier session (keys of an earlier fake
-            # issuer on the same port, throttle counters) can leak in.
-            "CACHE_KEY_PREFIX": "e2e-" + uuid.uuid4().hex[:8],
-            "TP_AUDIENCE": self.audience,
-            "TP_ALLOW_INSECURE_LOOPBACK_ISSUERS": "true",
-            "TP_EXCHANGE_RATE_LIMIT": "",
-            "TP_LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "example_project.settings",
+                "PYTHONPATH": str(REPO_ROOT),
+                "DEBUG": "false",
+                "DEVIDP_ENABLED": "false",
+                "SECRET_KEY": "e2e-" + uuid.uuid4().hex,
+                "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "INDEX_DATA_DIR": str(self.workdir / "data"),
+                "DATABASE_URL": self.database.url,
+                "CACHE_URL": os.environ.get("CACHE_URL", "locmemcache://e2e"),
+                # A fresh key space: nothing cached by an earlier session (keys of an earlier fake
+                # issuer on the same port, throttle counters) can leak in.
+                "CACHE_KEY_PREFIX": "e2e-" + uuid.uuid4().hex[:8],
+                "TP_AUDIENCE": self.audience,
+                "TP_ALLOW_INSECURE_LOOPBACK_ISSUERS": "true",
+                "TP_EXCHANGE_RATE_LIMIT": "",
+                "TP_LOG_LEVEL": "INFO",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update(self.extra_env)
         return env
 
@@ -225,26 +231,47 @@ class IndexServer:
     def _spawn(self, port: int, *, tls: bool) -> None:
         name = "https" if tls else "http"
         cmd = [
-            sys.executable, "-m", "gunicorn", "example_project.wsgi:application",
-            "--bind", f"127.0.0.1:{port}",
-            "--workers", str(self.workers), "--threads", str(self.threads),
-            "--worker-class", "gthread", "--timeout", "60", "--graceful-timeout", "3",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "example_project.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(self.workers),
+            "--threads",
+            str(self.threads),
+            "--worker-class",
+            "gthread",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "3",
             "--no-control-socket",
-            "--access-logfile", str(self.workdir / f"access-{name}.log"),
-            "--error-logfile", str(self.workdir / f"error-{name}.log"),
+            "--access-logfile",
+            str(self.workdir / f"access-{name}.log"),
+            "--error-logfile",
+            str(self.workdir / f"error-{name}.log"),
             "--capture-output",
         ]
         if tls:
             cmd += ["--certfile", str(self.tls.cert), "--keyfile", str(self.tls.key)]
-        self.processes.append(subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=self.env(), stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True,
-        ))
+        self.processes.append(
+            subprocess.Popen(
+                cmd,
+                cwd=REPO_ROOT,
+                env=self.env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
 
     def _wait_ready(self, url: str, timeout: float = 60) -> None:
         context = self.tls.client_context() if url.startswith("https") else None
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                             urllib.request.HTTPSHandler(context=context))
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for proc in self.processes:

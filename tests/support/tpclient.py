@@ -41,30 +41,33 @@ def gh_action_exchange(repository_url: str, ca: str) -> str:
     if audience_resp.status_code == 403:
         raise ExchangeFailed(f"repository at {domain} has trusted publishing disabled")
     if audience_resp.status_code == 404:
-        raise ExchangeFailed(f"repository at {domain} does not indicate trusted publishing "
-                             "support")
+        raise ExchangeFailed(f"repository at {domain} does not indicate trusted publishing support")
     if audience_resp.status_code != 200:
-        raise ExchangeFailed(f"audience endpoint responded with unexpected "
-                             f"{audience_resp.status_code}")
+        raise ExchangeFailed(
+            f"audience endpoint responded with unexpected {audience_resp.status_code}"
+        )
     audience = audience_resp.json()["audience"]
 
     jwt = oidc_id.detect_credential(audience=audience)
     if jwt is None:
         raise ExchangeFailed("Attempted to discover OIDC in broken environment")
 
-    mint_resp = session.post(f"https://{domain}/_/oidc/mint-token", json={"token": jwt},
-                             timeout=5)
+    mint_resp = session.post(f"https://{domain}/_/oidc/mint-token", json={"token": jwt}, timeout=5)
     try:
         payload = mint_resp.json()
     except ValueError:
-        raise ExchangeFailed(f"the index produced an unexpected {mint_resp.status_code} "
-                             "response") from None
+        raise ExchangeFailed(
+            f"the index produced an unexpected {mint_resp.status_code} response"
+        ) from None
     if not mint_resp.ok:
         # The action indexes payload["errors"] unconditionally: a body without it crashes it.
-        reasons = "\n".join(f"* `{error['code']}`: {error['description']}"
-                            for error in payload["errors"])
-        raise ExchangeFailed(f"Token request failed: the server refused the request for the "
-                             f"following reasons:\n\n{reasons}")
+        reasons = "\n".join(
+            f"* `{error['code']}`: {error['description']}" for error in payload["errors"]
+        )
+        raise ExchangeFailed(
+            f"Token request failed: the server refused the request for the "
+            f"following reasons:\n\n{reasons}"
+        )
     token = payload.get("token")
     if token is None:
         raise ExchangeFailed("Token response error: the index gave us an invalid response")
@@ -93,13 +96,17 @@ def _potentially_trustworthy(url: str) -> bool:
         return False
 
 
-def pep807_discover(upload_url: str, ca: str,
-                    accept: str | None = PYTP_MEDIA_TYPE) -> requests.Response:
+def pep807_discover(
+    upload_url: str, ca: str, accept: str | None = PYTP_MEDIA_TYPE
+) -> requests.Response:
     parts = urlsplit(upload_url)
     key = quote_plus(parts.path)  # e.g. /legacy/ -> %2Flegacy%2F
     headers = {"Accept": accept} if accept is not None else {}
-    return _session(ca).get(f"{parts.scheme}://{parts.netloc}/.well-known/pytp?discover={key}",
-                            headers=headers, timeout=10)
+    return _session(ca).get(
+        f"{parts.scheme}://{parts.netloc}/.well-known/pytp?discover={key}",
+        headers=headers,
+        timeout=10,
+    )
 
 
 def pep807_discovery(upload_url: str, ca: str) -> Discovery:
@@ -121,8 +128,13 @@ def pep807_discovery(upload_url: str, ca: str) -> Discovery:
     return discovery
 
 
-def pep807_mint(upload_url: str, ca: str, *, features: list[str] | None = None,
-                packages: list[str] | None = None) -> dict[str, Any]:
+def pep807_mint(
+    upload_url: str,
+    ca: str,
+    *,
+    features: list[str] | None = None,
+    packages: list[str] | None = None,
+) -> dict[str, Any]:
     """Discover, fetch the audience, get an ambient identity token, mint. Returns the reply."""
     discovery = pep807_discovery(upload_url, ca)
     session = _session(ca)
@@ -141,6 +153,7 @@ def pep807_mint(upload_url: str, ca: str, *, features: list[str] | None = None,
     response = session.post(discovery.token_mint_endpoint, json=body, timeout=10)
     if response.status_code != 200:
         problem = response.json()
-        raise ExchangeFailed(f"{response.status_code} {problem.get('code')}: "
-                             f"{problem.get('detail')}")
+        raise ExchangeFailed(
+            f"{response.status_code} {problem.get('code')}: {problem.get('detail')}"
+        )
     return response.json()

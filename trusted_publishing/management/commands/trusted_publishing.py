@@ -20,11 +20,13 @@ PROVIDERS = list(Provider.values)
 
 
 def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    cells = [[str(h) for h in headers]] + [["—" if v in (None, "") else str(v) for v in row]
-                                          for row in rows]
+    cells = [[str(h) for h in headers]] + [
+        ["—" if v in (None, "") else str(v) for v in row] for row in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
-             for row in cells]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -49,8 +51,11 @@ class Command(BaseCommand):
         p.add_argument("--provider", required=True, choices=PROVIDERS)
         p.add_argument("--url", required=True, help="exactly the `iss` claim of its tokens")
         p.add_argument("--jwks-file", help="pin this public JWKS (JSON) instead of discovery")
-        p.add_argument("--discovery", action="store_true",
-                       help="switch back to fetching keys by OIDC discovery")
+        p.add_argument(
+            "--discovery",
+            action="store_true",
+            help="switch back to fetching keys by OIDC discovery",
+        )
         p.add_argument("--name", help="display name")
         p.add_argument("--disable", action="store_true", help="add it disabled")
 
@@ -61,16 +66,30 @@ class Command(BaseCommand):
 
         p = add("add-publisher", "Register a trusted publisher for one or more projects.")
         p.add_argument("--provider", required=True, choices=PROVIDERS)
-        p.add_argument("--project", action="append", dest="projects", default=[],
-                       metavar="NAME", help="project it may publish (repeatable)")
-        p.add_argument("--pending", action="store_true",
-                       help="the project does not exist yet: create it on the first publish")
-        p.add_argument("--issuer", dest="issuer_url", metavar="URL",
-                       help="a trusted issuer of this provider (default: the public one)")
+        p.add_argument(
+            "--project",
+            action="append",
+            dest="projects",
+            default=[],
+            metavar="NAME",
+            help="project it may publish (repeatable)",
+        )
+        p.add_argument(
+            "--pending",
+            action="store_true",
+            help="the project does not exist yet: create it on the first publish",
+        )
+        p.add_argument(
+            "--issuer",
+            dest="issuer_url",
+            metavar="URL",
+            help="a trusted issuer of this provider (default: the public one)",
+        )
         group = p.add_argument_group("github / gitlab")
         group.add_argument("--repository", help="OWNER/REPO (GitHub) or GROUP/PROJECT (GitLab)")
-        group.add_argument("--workflow",
-                           help="workflow file name (GitHub) or CI config path (GitLab)")
+        group.add_argument(
+            "--workflow", help="workflow file name (GitHub) or CI config path (GitLab)"
+        )
         group.add_argument("--environment", help="deployment environment (optional)")
         group = p.add_argument_group("google")
         group.add_argument("--email", help="service account e-mail")
@@ -86,8 +105,10 @@ class Command(BaseCommand):
         p.add_argument("--project", help="only publishers of this project")
         p.add_argument("--issuer", dest="issuer_url", metavar="URL")
 
-        for name, text in (("disable-publisher", "Disable publishers (their tokens stop working)."),
-                           ("enable-publisher", "Enable publishers again.")):
+        for name, text in (
+            ("disable-publisher", "Disable publishers (their tokens stop working)."),
+            ("enable-publisher", "Enable publishers again."),
+        ):
             add(name, text).add_argument("ids", nargs="+", type=int, metavar="ID")
 
         p = add("list-tokens", "List issued upload tokens (never the tokens themselves).")
@@ -98,14 +119,28 @@ class Command(BaseCommand):
 
         p = add("revoke-token", "Revoke issued tokens by id, or all live tokens of a publisher.")
         p.add_argument("ids", nargs="*", type=int, metavar="ID")
-        p.add_argument("--publisher", dest="publisher_id", type=int, metavar="ID",
-                       help="revoke every live token of this publisher")
+        p.add_argument(
+            "--publisher",
+            dest="publisher_id",
+            type=int,
+            metavar="ID",
+            help="revoke every live token of this publisher",
+        )
 
         p = add("purge", "Delete expired replay records, old tokens, expired pending publishers.")
-        p.add_argument("--token-days", type=int, default=7, metavar="N",
-                       help="delete tokens expired more than N days ago (default 7)")
-        p.add_argument("--events-older-than", type=int, metavar="DAYS",
-                       help="also delete audit events older than DAYS")
+        p.add_argument(
+            "--token-days",
+            type=int,
+            default=7,
+            metavar="N",
+            help="delete tokens expired more than N days ago (default 7)",
+        )
+        p.add_argument(
+            "--events-older-than",
+            type=int,
+            metavar="DAYS",
+            help="also delete audit events older than DAYS",
+        )
         p.add_argument("--dry-run", action="store_true", help="only count")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -121,20 +156,40 @@ class Command(BaseCommand):
 
     # --- subcommands (each returns (data, text)) ------------------------------------------------
     def do_add_issuer(self, o: dict[str, Any]) -> tuple[Any, str]:
-        data = cli.add_issuer(provider=o["provider"], url=o["url"], jwks_file=o["jwks_file"],
-                              name=o["name"], disable=o["disable"], discovery=o["discovery"])
+        data = cli.add_issuer(
+            provider=o["provider"],
+            url=o["url"],
+            jwks_file=o["jwks_file"],
+            name=o["name"],
+            disable=o["disable"],
+            discovery=o["discovery"],
+        )
         verb = "Added" if data["created"] else "Updated"
-        keys = (f"static keys {', '.join(data['static_key_ids'])}" if data["key_source"] == "static"
-                else "keys by OIDC discovery")
+        keys = (
+            f"static keys {', '.join(data['static_key_ids'])}"
+            if data["key_source"] == "static"
+            else "keys by OIDC discovery"
+        )
         state = "enabled" if data["enabled"] else "DISABLED"
         return data, f"{verb} {data['provider']} issuer {data['url']} ({keys}; {state})."
 
     def do_list_issuers(self, o: dict[str, Any]) -> tuple[Any, str]:
         data = cli.list_issuers(provider=o["provider"])
-        rows = [(d["id"], d["url"], d["provider"], d["name"], d["key_source"],
-                 "yes" if d["enabled"] else "no", d["publishers"]) for d in data]
-        return data, _table(rows, ["ID", "URL", "PROVIDER", "NAME", "KEYS", "ENABLED",
-                                   "PUBLISHERS"])
+        rows = [
+            (
+                d["id"],
+                d["url"],
+                d["provider"],
+                d["name"],
+                d["key_source"],
+                "yes" if d["enabled"] else "no",
+                d["publishers"],
+            )
+            for d in data
+        ]
+        return data, _table(
+            rows, ["ID", "URL", "PROVIDER", "NAME", "KEYS", "ENABLED", "PUBLISHERS"]
+        )
 
     def do_refresh_keys(self, o: dict[str, Any]) -> tuple[Any, str]:
         data = cli.refresh_keys(o["url"])
@@ -142,33 +197,60 @@ class Command(BaseCommand):
         return data, f"{data['url']}: {len(data['key_ids'])} key(s): {kids}"
 
     def do_add_publisher(self, o: dict[str, Any]) -> tuple[Any, str]:
-        fields = ("repository", "workflow", "environment", "email", "sub", "organization",
-                  "activestate_project", "actor", "actor_id")
-        data = cli.add_publisher(provider=o["provider"], projects=o["projects"],
-                                 issuer_url=o["issuer_url"], pending=o["pending"],
-                                 **{f: o.get(f) for f in fields})
+        fields = (
+            "repository",
+            "workflow",
+            "environment",
+            "email",
+            "sub",
+            "organization",
+            "activestate_project",
+            "actor",
+            "actor_id",
+        )
+        data = cli.add_publisher(
+            provider=o["provider"],
+            projects=o["projects"],
+            issuer_url=o["issuer_url"],
+            pending=o["pending"],
+            **{f: o.get(f) for f in fields},
+        )
         if data["created"]:
             text = f"Added publisher #{data['id']}: {data['description']}"
         else:
             text = f"Publisher #{data['id']} already exists: {data['description']}"
         added = ", ".join(data["projects_added"]) or "none new"
-        text += (f"\n  issuer:   {data['issuer']}\n  projects: {', '.join(data['projects'])} "
-                 f"(added: {added})\n  state:    {data['state']}")
+        text += (
+            f"\n  issuer:   {data['issuer']}\n  projects: {', '.join(data['projects'])} "
+            f"(added: {added})\n  state:    {data['state']}"
+        )
         if data["pending_expires_at"]:
-            text += (f" — creates {', '.join(data['projects'])} on first publish, until "
-                     f"{_when(data['pending_expires_at'])} UTC")
+            text += (
+                f" — creates {', '.join(data['projects'])} on first publish, until "
+                f"{_when(data['pending_expires_at'])} UTC"
+            )
         if data.get("note"):
             text += f"\n  note:     {data['note']}"
         return data, text
 
     def _publisher_rows(self, data: list[dict[str, Any]]) -> str:
-        rows = [(d["id"], d["description"], ", ".join(d["projects"]), d["state"],
-                 _when(d["last_used_at"]), d["live_tokens"]) for d in data]
+        rows = [
+            (
+                d["id"],
+                d["description"],
+                ", ".join(d["projects"]),
+                d["state"],
+                _when(d["last_used_at"]),
+                d["live_tokens"],
+            )
+            for d in data
+        ]
         return _table(rows, ["ID", "PUBLISHER", "PROJECTS", "STATE", "LAST USED", "LIVE TOKENS"])
 
     def do_list_publishers(self, o: dict[str, Any]) -> tuple[Any, str]:
-        data = cli.list_publishers(provider=o["provider"], project=o["project"],
-                                   issuer_url=o["issuer_url"])
+        data = cli.list_publishers(
+            provider=o["provider"], project=o["project"], issuer_url=o["issuer_url"]
+        )
         return data, self._publisher_rows(data)
 
     def do_disable_publisher(self, o: dict[str, Any]) -> tuple[Any, str]:
@@ -182,25 +264,56 @@ class Command(BaseCommand):
     def do_list_tokens(self, o: dict[str, Any]) -> tuple[Any, str]:
         if o["limit"] < 1:
             raise CommandError("--limit must be at least 1")
-        data = cli.list_tokens(live=o["live"], project=o["project"],
-                               publisher_id=o["publisher_id"], limit=o["limit"])
-        rows = [(d["id"], d["publisher_id"], d["subject"], ", ".join(d["projects"]), d["state"],
-                 "single" if d["single_use"] else "multi", _when(d["created_at"]),
-                 _when(d["expires_at"]), d["upload_count"], d["run_id"]) for d in data]
-        return data, _table(rows, ["ID", "PUBLISHER", "SUBJECT", "PROJECTS", "STATE", "USE",
-                                   "ISSUED (UTC)", "EXPIRES (UTC)", "UPLOADS", "RUN"])
+        data = cli.list_tokens(
+            live=o["live"], project=o["project"], publisher_id=o["publisher_id"], limit=o["limit"]
+        )
+        rows = [
+            (
+                d["id"],
+                d["publisher_id"],
+                d["subject"],
+                ", ".join(d["projects"]),
+                d["state"],
+                "single" if d["single_use"] else "multi",
+                _when(d["created_at"]),
+                _when(d["expires_at"]),
+                d["upload_count"],
+                d["run_id"],
+            )
+            for d in data
+        ]
+        return data, _table(
+            rows,
+            [
+                "ID",
+                "PUBLISHER",
+                "SUBJECT",
+                "PROJECTS",
+                "STATE",
+                "USE",
+                "ISSUED (UTC)",
+                "EXPIRES (UTC)",
+                "UPLOADS",
+                "RUN",
+            ],
+        )
 
     def do_revoke_token(self, o: dict[str, Any]) -> tuple[Any, str]:
         data = cli.revoke_tokens(o["ids"], publisher_id=o["publisher_id"])
-        lines = [f"Revoked {len(data['revoked'])} token(s)"
-                 + (f": {', '.join(map(str, data['revoked']))}" if data["revoked"] else ".")]
+        lines = [
+            f"Revoked {len(data['revoked'])} token(s)"
+            + (f": {', '.join(map(str, data['revoked']))}" if data["revoked"] else ".")
+        ]
         for item in data["not_live"]:
             lines.append(f"Token {item['id']} was already {item['state']}; left as it is.")
         return data, "\n".join(lines)
 
     def do_purge(self, o: dict[str, Any]) -> tuple[Any, str]:
-        data = cli.purge(token_days=o["token_days"], events_older_than=o["events_older_than"],
-                         dry_run=o["dry_run"])
+        data = cli.purge(
+            token_days=o["token_days"],
+            events_older_than=o["events_older_than"],
+            dry_run=o["dry_run"],
+        )
         verb = "Would delete" if data["dry_run"] else "Deleted"
         labels = {
             "used_identity_tokens": "expired replay records (used identity tokens)",
@@ -208,6 +321,7 @@ class Command(BaseCommand):
             "expired_pending_publishers": "expired pending publishers",
             "audit_events": f"audit events older than {data['events_older_than']} day(s)",
         }
-        lines = [f"{verb}:"] + [f"  {count:>7}  {labels[key]}"
-                                for key, count in data["deleted"].items()]
+        lines = [f"{verb}:"] + [
+            f"  {count:>7}  {labels[key]}" for key, count in data["deleted"].items()
+        ]
         return data, "\n".join(lines)
