@@ -5,7 +5,8 @@ replaced by a no-op and a table of hostile tokens (signed by the real issuer key
 one rule) is exchanged through the mint endpoint: the tokens aimed at that check must now be
 accepted, and with every check in place all of them are refused. The same is shown for the
 guards outside ``checks``: required claims, ``requires_jti``, the issuer allowlist and its
-``enabled`` switch, the audience (and its strictness) and the algorithm pin.
+``enabled`` switch, the audience (and its strictness), the algorithm pin, the signature, the
+token's lifetime, the required registered claims and the minimum key length.
 
 Five checks compare the very claim the candidate publishers are looked up by (``subject()``),
 so no token can fail them alone. They are listed in ``COVERED_BY_SUBJECT``; the test proves that
@@ -16,8 +17,10 @@ claim (test_checks_covered_by_the_lookup; reported to the lead).
 from __future__ import annotations
 
 import base64
+import json
 import secrets
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +28,7 @@ import jwt
 import pytest
 
 from trusted_publishing import cache as tp_cache
+from trusted_publishing import verification
 from trusted_publishing.models import IssuedToken, Publisher, TrustedIssuer
 from trusted_publishing.providers import RULES
 from trusted_publishing.testing import TestIssuer
@@ -311,8 +315,10 @@ def _patch_issuer_lookup(
 
 
 def test_issuer_allowlist_guard(github: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
-    # GitHub signs enterprise-slug tokens (iss = <issuer>/<slug>) with the same keys: only the
-    # exact issuer match keeps them away from github.com publishers.
+    # GitHub signs enterprise-slug tokens (iss = <issuer>/<slug>) with the same keys: the exact
+    # issuer lookup keeps them away from github.com publishers, and the iss claim is compared
+    # with the configured issuer URL once more after the signature check. Two guards: with a
+    # prefix lookup the second refuses; without both the token gets through.
     slug = {"iss": f"{github.issuer.url}/evil-enterprise"}
     assert not github.accepted(slug, refused_code="unknown-issuer")
 
@@ -325,7 +331,14 @@ def test_issuer_allowlist_guard(github: Bench, monkeypatch: pytest.MonkeyPatch) 
         return None
 
     _patch_issuer_lookup(monkeypatch, prefix_match)
-    assert github.accepted(slug)
+    assert not github.accepted({**slug, "jti": "second"}, refused_code="invalid-token")
+    original = verification.check_registered_claims
+
+    def trusting_iss(claims: dict[str, Any], **kwargs: Any) -> None:
+        original({**claims, "iss": kwargs["issuer_url"]}, **kwargs)
+
+    monkeypatch.setattr(verification, "check_registered_claims", trusting_iss)
+    assert github.accepted({**slug, "jti": "third"})
 
 
 def test_issuer_enabled_guard(github: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -336,33 +349,23 @@ def test_issuer_enabled_guard(github: Bench, monkeypatch: pytest.MonkeyPatch) ->
     assert github.accepted({})
 
 
-@pytest.fixture
-def lax_decode(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, Any]], None]]:
-    """Patch PyJWT's decode as verification.py calls it, overriding some verification options."""
-    original = jwt.decode
-    relaxed: dict[str, Any] = {}
-
-    def decode(token: str, *args: Any, **kwargs: Any) -> Any:
-        options = dict(kwargs.get("options") or {})
-        if options.get("verify_signature", True):
-            options.update(relaxed)
-            kwargs["options"] = options
-        return original(token, *args, **kwargs)
-
-    yield lambda options: (relaxed.update(options), monkeypatch.setattr(jwt, "decode", decode))
-
-
-def test_audience_guard(github: Bench, lax_decode: Callable[[dict[str, Any]], None]) -> None:
+def test_audience_guard(github: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
     foreign = {"aud": "pypi"}
     assert not github.accepted(foreign, refused_code="invalid-token")
-    lax_decode({"verify_aud": False})
+    monkeypatch.setattr(verification, "check_audience", lambda aud, audience, **kw: None)
     assert github.accepted(foreign)
 
 
-def test_strict_audience_guard(github: Bench, lax_decode: Callable[[dict[str, Any]], None]) -> None:
+def test_strict_audience_guard(github: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
     shared = {"aud": ["pypi", "tests.example.internal"]}
     assert not github.accepted(shared, refused_code="invalid-token")
-    lax_decode({"strict_aud": False})
+    original = verification.check_audience
+
+    def lenient(aud: Any, audience: str, **kwargs: Any) -> None:
+        # What a non-strict verifier does: accept any list that contains our audience.
+        original(audience if isinstance(aud, list) and audience in aud else aud, audience, **kwargs)
+
+    monkeypatch.setattr(verification, "check_audience", lenient)
     assert github.accepted(shared)
 
 
@@ -385,10 +388,62 @@ def test_algorithm_pin_guard(github: Bench, monkeypatch: pytest.MonkeyPatch) -> 
     response = post_mint(github.client, forged)
     assert response.status_code == 422 and response.json()["code"] == "invalid-token"
 
+    # Two guards: the issuer's algorithm list (RS256), and no symmetric algorithm ever.
     _patch_issuer_lookup(
         monkeypatch, lambda url, found: found and {**found, "algorithms": ["RS256", "HS256"]}
     )
     forged = jwt.encode(
         {**claims, "jti": "another"}, secret, algorithm="HS256", headers={"kid": "shared-secret"}
     )
+    response = post_mint(github.client, forged)
+    assert response.status_code == 422 and response.json()["code"] == "invalid-token"
+    monkeypatch.setattr(
+        verification, "ASYMMETRIC_ALGORITHMS", verification.ASYMMETRIC_ALGORITHMS | {"HS256"}
+    )
+    forged = jwt.encode(
+        {**claims, "jti": "third"}, secret, algorithm="HS256", headers={"kid": "shared-secret"}
+    )
     assert post_mint(github.client, forged).status_code == 200
+
+
+# --- the signature and the registered claims (verification.py) ----------------------------------
+def test_signature_guard(github: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    claims = github.scenario.valid(github.issuer)
+    header, _payload, signature = github.issuer.sign(claims).split(".")
+    forged_payload = base64.urlsafe_b64encode(
+        json.dumps({**claims, "jti": "forged"}).encode()
+    ).rstrip(b"=")
+    forged = f"{header}.{forged_payload.decode()}.{signature}"
+    response = post_mint(github.client, forged)
+    assert response.status_code == 422 and response.json()["code"] == "invalid-token"
+    monkeypatch.setattr(verification, "check_signature", lambda token, key, iss: None)
+    assert post_mint(github.client, forged).status_code == 200
+
+
+def test_lifetime_guard(github: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = int(time.time())
+    expired = {"iat": now - 3600, "exp": now - 600}
+    assert not github.accepted(expired, refused_code="invalid-token")
+    future = {"iat": now + 600, "exp": now + 1200, "jti": "future"}
+    assert not github.accepted(future, refused_code="invalid-token")
+    monkeypatch.setattr(verification, "check_lifetime", lambda claims, **kwargs: None)
+    assert github.accepted(expired)
+    assert github.accepted(future)
+
+
+def test_required_registered_claims_guard(github: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A token without "exp" would never expire.
+    assert not github.accepted({"exp": DROP}, refused_code="invalid-token")
+    monkeypatch.setattr(verification, "REQUIRED_CLAIMS", ("iss", "aud", "iat"))
+    assert github.accepted({"exp": DROP})
+
+
+def test_key_length_guard(client: Any, db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    weak = TestIssuer("https://weak-keys.test", key_size=1024)
+    weak.register("github")
+    github_publisher(weak)
+    claims = weak.github_claims()
+    response = post_mint(client, weak.sign(claims))
+    assert response.status_code == 422 and response.json()["code"] == "invalid-token"
+    monkeypatch.setattr(jwt.algorithms.RSAAlgorithm, "check_key_length", lambda self, key: None)
+    assert post_mint(client, weak.sign({**claims, "jti": "again"})).status_code == 200

@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -31,6 +32,7 @@ from .conf import is_enabled, tp_settings
 from .errors import ErrorCode, TrustedPublishingError
 from .integration import get_integration
 from .models import AuditEvent, IssuedToken, Publisher, PublisherProject, UsedIdentityToken
+from .models.events import without_nul
 from .names import normalize_project_name
 from .providers import ClaimMismatch, get_rules
 from .providers.base import safe_claims
@@ -237,7 +239,7 @@ def _mint(
 
     now = timezone.now()
     leeway = int(tp_settings.JWT_LEEWAY)
-    exp = claims["exp"]
+    exp = claims.get("exp")
     replay_until = (
         datetime.fromtimestamp(int(exp) + leeway + REPLAY_MARGIN, tz=UTC)
         if isinstance(exp, int | float)
@@ -247,18 +249,52 @@ def _mint(
     token = new_token()
     lifetime = int(tp_settings.TOKEN_LIFETIME)
     expires_at = now + timedelta(seconds=lifetime)
-    snapshot = rules.snapshot(claims)
+    # NUL-free once for both rows that store it (PostgreSQL refuses NUL in jsonb).
+    snapshot = without_nul(rules.snapshot(claims))
     reified: list[str] = []
+    # Minute resolution is enough for "last used" and saves a write per mint in storms.
+    last = publisher.last_used_at
+    touch = last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION
+    bindings = rules.bindings(publisher, claims)
+    alias = router.db_for_write(IssuedToken)
+    connection = connections[alias]
+    # The common case writes only the three new rows: on PostgreSQL that is one statement, atomic
+    # on its own, so outside a transaction no BEGIN/COMMIT round trips are needed.
+    one_statement = (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and not (publisher.is_pending or touch or bindings)
+    )
+    token_values: dict[str, Any] = {
+        "digest": hash_token(token),
+        "publisher_id": publisher.pk,
+        "projects": projects,
+        "single_use": single_use,
+        "created_at": now,
+        "expires_at": expires_at,
+        "issuer_url": issuer["url"],
+        "subject": rules.subject(claims)[:400],
+        "run_id": rules.run_id(claims),
+        "claims": snapshot,
+    }
+    event_values = AuditEvent.clean_values(
+        {
+            "created_at": now,
+            "kind": AuditEvent.Kind.TOKEN_MINTED.value,
+            "outcome": AuditEvent.Outcome.SUCCESS.value,
+            "message": f"{'single' if single_use else 'multi'}-use token for "
+            f"{', '.join(projects)}, valid {lifetime} s",
+            "issuer_url": issuer["url"],
+            "publisher_id": publisher.pk,
+            "publisher_label": publisher.describe()[:400],
+            "projects": projects,
+            "claims": snapshot,
+            "remote_addr": _client_address(request),
+        }
+    )
 
     try:
-        with transaction.atomic():
-            # First write: a concurrent exchange of the same identity token blocks here and then
-            # fails on the unique key, after this transaction commits.
-            # The three rows of every mint go through prebuilt INSERTs (fastsql.py): the ORM's
-            # save machinery cost more CPU than the rest of the exchange.
-            fastsql.insert(
-                UsedIdentityToken(key=key, issuer_url=issuer["url"], expires_at=replay_until)
-            )
+        with nullcontext() if one_statement else transaction.atomic(using=alias):
             # Concurrent first exchanges of a pending publisher: lock its row and re-read, so
             # exactly one creates the projects; the others wait and mint as for a normal one.
             if publisher.is_pending and list(
@@ -269,45 +305,31 @@ def _mint(
                 reified = _reify(publisher, issuer["url"])
             else:
                 publisher.pending_expires_at = None
-            # Minute resolution is enough for "last used" and saves a write per mint in storms.
             # The publisher row is written before the provider row, in every path: the first
             # exchange of a pending publisher locks the publisher row first (above), and the
             # opposite order here let concurrent first exchanges deadlock on PostgreSQL.
-            last = publisher.last_used_at
-            if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION:
+            if touch:
                 Publisher.objects.filter(pk=publisher.pk).update(last_used_at=now)
-            bindings = rules.bindings(publisher, claims)
             if bindings:
                 _bind_ids(publisher, bindings)
-            issued = fastsql.insert(
-                IssuedToken(
-                    digest=hash_token(token),
-                    publisher=publisher,
-                    projects=projects,
-                    single_use=single_use,
-                    created_at=now,
-                    expires_at=expires_at,
-                    issuer_url=issuer["url"],
-                    subject=rules.subject(claims)[:400],
-                    run_id=rules.run_id(claims),
-                    claims=snapshot,
-                )
-            )
-            fastsql.insert_event(
-                AuditEvent(
-                    created_at=now,
-                    kind=AuditEvent.Kind.TOKEN_MINTED,
-                    outcome=AuditEvent.Outcome.SUCCESS,
-                    message=f"{'single' if single_use else 'multi'}-use token for "
-                    f"{', '.join(projects)}, valid {lifetime} s",
-                    issuer_url=issuer["url"],
-                    publisher=publisher,
-                    publisher_label=publisher.describe()[:400],
-                    token=issued,
-                    projects=projects,
-                    claims=snapshot,
-                    remote_addr=_client_address(request),
-                )
+            # The replay record, the token and its audit event (prebuilt, fastsql.py: the ORM's
+            # save machinery cost more CPU than the rest of the exchange). A concurrent exchange
+            # of the same identity token fails on the replay record's unique key.
+            _replay_id, token_id, _event_id = fastsql.insert_chain(
+                [
+                    (
+                        UsedIdentityToken,
+                        {
+                            "key": key,
+                            "issuer_url": issuer["url"],
+                            "expires_at": replay_until,
+                            "created_at": now,
+                        },
+                    ),
+                    (IssuedToken, token_values),
+                    (AuditEvent, event_values),
+                ],
+                link="token_id",
             )
     except IntegrityError:
         if UsedIdentityToken.objects.filter(pk=key).exists():
@@ -317,6 +339,10 @@ def _mint(
                 publisher=publisher,
             ) from None
         raise
+    issued = IssuedToken(id=token_id, **token_values)
+    issued._state.adding = False
+    issued._state.db = alias
+    issued.publisher = publisher
 
     def _notify() -> None:
         if reified:

@@ -1,83 +1,205 @@
-"""Prebuilt INSERT statements for the rows written on every mint and upload.
+"""Prebuilt statements for the rows written on every mint and upload.
 
-``Model.objects.create()`` spends most of its time in Django's save machinery and SQL compiler
-(≈ 0.4 ms of CPU per row here), the statement itself a few hundredths of that. The mint writes
-three rows and every upload one, so :func:`insert` writes a model instance with an INSERT built
-once per (model, database vendor) from the model's ``_meta`` (table and column names only; every
-value is a parameter) and still lets each field prepare its own value (``pre_save`` for
-``auto_now_add``, ``get_db_prep_save`` for JSON, datetimes, addresses), exactly as the ORM does.
+``Model.objects.create()`` spends most of its time in Django's model and save machinery and SQL
+compiler (≈ 0.4 ms of CPU per row here), the statement itself a few hundredths of that. The mint
+writes three rows and every upload one, so these are written from plain ``{attname: value}``
+dicts with an INSERT built once per (model, database) from the model's ``_meta`` (quoted table
+and column names only; every value is a parameter).
 
-What it does not do: send ``pre_save``/``post_save`` (only used here for rows inserted by
-:func:`insert` — the app's receivers ignore new tokens and there are none for replay records or
-audit events; the app's own signals are sent by its callers as before). Databases other than
-SQLite and PostgreSQL, and models this module was not written for (multi-table inheritance,
-database defaults, generated fields), go through ``save(force_insert=True)``.
+Values are prepared for the database as the ORM prepares them (``get_db_prep_save``), with two
+shortcuts that give the same result: a ``str``/``int``/``bool``/``None`` for a plain text,
+integer, boolean or foreign-key column is passed as it is (what the field would return), and one
+call prepares each distinct datetime and each JSON value once, however many columns hold it.
+
+What it does not do: send ``pre_save``/``post_save`` (the app's receivers ignore new tokens and
+there are none for replay records or audit events; the app's own signals are sent by its callers
+as before). Databases other than SQLite and PostgreSQL, and models this module was not written
+for (multi-table inheritance, database defaults, generated fields), go through the ORM.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from django.db import connections, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import NOT_PROVIDED, Model
 
 if TYPE_CHECKING:
-    from .models import AuditEvent, Publisher
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from .models import Publisher
 
 _RETURNING_VENDORS = {"sqlite", "postgresql"}
 
-M = TypeVar("M", bound=Model)
+# Columns whose value passes through get_db_prep_save unchanged when it has exactly this type.
+_PLAIN: dict[type[models.Field], tuple[type, ...]] = {
+    models.CharField: (str,),
+    models.TextField: (str,),
+    models.BooleanField: (bool,),
+    models.IntegerField: (int,),
+    models.BigIntegerField: (int,),
+    models.PositiveIntegerField: (int,),
+    models.PositiveBigIntegerField: (int,),
+    models.ForeignKey: (int,),
+}
+
+
+class Insert:
+    """``INSERT INTO table (columns) VALUES (...)`` for one model on one database vendor."""
+
+    def __init__(self, model: type[Model], connection: BaseDatabaseWrapper) -> None:
+        meta = model._meta
+        self.model = model
+        self.fields = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field)
+        self.plain = tuple(_PLAIN.get(type(f), ()) for f in self.fields)
+        self.json = tuple(isinstance(f, models.JSONField) for f in self.fields)
+        self.datetime = tuple(isinstance(f, models.DateTimeField) for f in self.fields)
+        qn = connection.ops.quote_name
+        self.table = qn(meta.db_table)
+        self.columns = ", ".join(qn(f.column) for f in self.fields)
+        self.placeholders = ", ".join(["%s"] * len(self.fields))
+        self.returning = qn(meta.auto_field.column) if meta.auto_field is not None else ""
+        # Only quoted names from model metadata go into the text; values are parameters.
+        self.sql = f"INSERT INTO {self.table} ({self.columns}) VALUES ({self.placeholders})"  # noqa: S608
+        if self.returning:
+            # Both vendors return the new id with the statement (no second round trip).
+            self.sql += f" RETURNING {self.returning}"
+
+    def params(
+        self, values: Mapping[str, Any], connection: BaseDatabaseWrapper, memo: dict[Any, Any]
+    ) -> list[Any]:
+        """The statement's parameters: ``values`` by attname, field defaults for the rest."""
+        params: list[Any] = []
+        for field, plain, is_json, is_datetime in zip(
+            self.fields, self.plain, self.json, self.datetime, strict=True
+        ):
+            value = values.get(field.attname, NOT_PROVIDED)
+            if value is NOT_PROVIDED:
+                if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                    value = field.pre_save(self.model(), add=True)
+                else:
+                    value = field.get_default()
+            if (value is None and field.null) or type(value) in plain:
+                params.append(value)
+                continue
+            # Prepared once per call: the mint stores the same time and claims in several rows.
+            key = (id(value), "json") if is_json else (value, "dt") if is_datetime else None
+            if key is not None and key in memo:
+                params.append(memo[key][1])
+                continue
+            prepared = field.get_db_prep_save(value, connection=connection)
+            if key is not None:
+                memo[key] = (value, prepared)  # keeps the object alive while its id is a key
+            params.append(prepared)
+        return params
 
 
 @functools.cache
-def _statement(model: type[Model], vendor: str, alias: str) -> tuple[str, tuple] | None:
-    """(SQL, fields) of the INSERT for ``model``, or None when the ORM must do it."""
-    if vendor not in _RETURNING_VENDORS:
-        return None
+def _insert(model: type[Model], vendor: str, alias: str) -> Insert | None:
+    """The prebuilt INSERT for ``model``, or None when the ORM must do it."""
     meta = model._meta
-    if meta.parents:
+    if vendor not in _RETURNING_VENDORS or meta.parents:
         return None
-    fields = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field)
+    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
     if any(getattr(f, "generated", False) or f.db_default is not NOT_PROVIDED for f in fields):
         return None
-    qn = connections[alias].ops.quote_name
-    columns = ", ".join(qn(f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    # Only quoted names from model metadata go into the text; values are parameters.
-    sql = f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
-    if meta.auto_field is not None:
-        # Both vendors return the new id with the statement (no second round trip).
-        sql += f" RETURNING {qn(meta.auto_field.column)}"
-    return sql, fields
+    return Insert(model, connections[alias])
 
 
-def insert(obj: M) -> M:
-    """INSERT a new ``obj`` (as ``obj.save(force_insert=True)``, without model signals)."""
-    model = type(obj)
-    alias = router.db_for_write(model, instance=obj)
+def _orm_insert(model: type[Model], values: Mapping[str, Any], alias: str) -> int | None:
+    obj = model(**values)
+    obj.save(force_insert=True, using=alias)
+    return obj.pk
+
+
+def insert(model: type[Model], values: Mapping[str, Any]) -> int | None:
+    """INSERT one ``model`` row from ``{attname: value}``; returns its new id (None without an
+    auto id). As ``model.objects.create(**values)``, without model signals."""
+    alias = router.db_for_write(model)
     connection = connections[alias]
-    built = _statement(model, connection.vendor, alias)
+    built = _insert(model, connection.vendor, alias)
     if built is None:
-        obj.save(force_insert=True, using=alias)
-        return obj
-    sql, fields = built
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in fields]
+        return _orm_insert(model, values, alias)
+    params = built.params(values, connection, {})
     # As the ORM does: inside an atomic block a failed statement marks it for rollback.
     with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if model._meta.auto_field is not None:
-            new_id = cursor.fetchone()[0]
-            setattr(obj, model._meta.auto_field.attname, new_id)
-    obj._state.adding = False
-    obj._state.db = alias
-    return obj
+        cursor.execute(built.sql, params)
+        return cursor.fetchone()[0] if built.returning else None
 
 
-def insert_event(event: AuditEvent) -> AuditEvent:
-    """INSERT an audit event, with the NUL stripping its ``save()`` does."""
-    event.strip_nul()
-    return insert(event)
+def insert_chain(
+    rows: list[tuple[type[Model], Mapping[str, Any]]], *, link: str
+) -> list[int | None]:
+    """INSERT several rows, in order, in the caller's transaction; returns their new ids.
+
+    The last row's ``link`` column gets the id of the row before it (the mint's audit event
+    names the token just written). On PostgreSQL the rows go in one statement (data-modifying
+    CTEs: one round trip, atomic even in autocommit); elsewhere one statement each, on one
+    cursor. Every row's model must be on the same database.
+    """
+    alias = router.db_for_write(rows[0][0])
+    connection = connections[alias]
+    built = [_insert(model, connection.vendor, alias) for model, _values in rows]
+    if any(b is None for b in built) or any(
+        router.db_for_write(model) != alias for model, _values in rows
+    ):
+        ids: list[int | None] = []
+        for model, values in rows:
+            extra = {link: ids[-1]} if ids and model is rows[-1][0] else {}
+            ids.append(_orm_insert(model, {**values, **extra}, alias))
+        return ids
+    inserts: list[Insert] = [b for b in built if b is not None]
+    memo: dict[Any, Any] = {}
+    last_values = {**rows[-1][1], link: None}
+    params = [
+        ins.params(values, connection, memo)
+        for ins, (_model, values) in zip(inserts[:-1], rows[:-1], strict=True)
+    ]
+    last = inserts[-1]
+    last_params = last.params(last_values, connection, memo)
+    link_index = [f.attname for f in last.fields].index(link)
+    with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            flat = [value for row_params in params for value in row_params]
+            flat += [v for i, v in enumerate(last_params) if i != link_index]
+            cursor.execute(_chain_sql(tuple(inserts), link_index), flat)
+            return list(cursor.fetchone())
+        ids = []
+        for ins, row_params in zip(inserts[:-1], params, strict=True):
+            cursor.execute(ins.sql, row_params)
+            ids.append(cursor.fetchone()[0] if ins.returning else None)
+        last_params[link_index] = ids[-1]
+        cursor.execute(last.sql, last_params)
+        ids.append(cursor.fetchone()[0] if last.returning else None)
+        return ids
+
+
+@functools.cache
+def _chain_sql(inserts: tuple[Insert, ...], link_index: int) -> str:
+    """``WITH r0 AS (INSERT ... RETURNING id), ... INSERT ... VALUES (..., (SELECT id FROM
+    r<n-2>)) RETURNING (SELECT id FROM r0), ..., id`` (PostgreSQL; built once per chain)."""
+    ctes = []
+    for n, ins in enumerate(inserts[:-1]):
+        returning = f" RETURNING {ins.returning}" if ins.returning else ""
+        ctes.append(
+            f"r{n} AS (INSERT INTO {ins.table} ({ins.columns}) VALUES ({ins.placeholders})"  # noqa: S608
+            f"{returning})"
+        )
+    last, previous = inserts[-1], inserts[-2]
+    slots = ["%s"] * len(last.fields)
+    slots[link_index] = f"(SELECT {previous.returning} FROM r{len(inserts) - 2})"  # noqa: S608
+    returned = [
+        f"(SELECT {ins.returning} FROM r{n})" if ins.returning else "NULL"  # noqa: S608
+        for n, ins in enumerate(inserts[:-1])
+    ]
+    returned.append(last.returning or "NULL")
+    # Only quoted names from model metadata go into the text; values are parameters.
+    return (
+        f"WITH {', '.join(ctes)} INSERT INTO {last.table} ({last.columns}) "  # noqa: S608
+        f"VALUES ({', '.join(slots)}) RETURNING {', '.join(returned)}"
+    )
 
 
 # --- publisher lookup ---------------------------------------------------------------------------

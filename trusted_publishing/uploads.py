@@ -182,21 +182,30 @@ def authorize_upload(
 
     publisher: Publisher = principal.publisher
     # Prebuilt INSERT (fastsql.py): the ORM's save machinery was a third of this function's CPU.
-    fastsql.insert_event(
-        AuditEvent(
-            created_at=now,
-            kind=AuditEvent.Kind.UPLOAD_DENIED if reason else AuditEvent.Kind.UPLOAD_AUTHORISED,
-            outcome=AuditEvent.Outcome.FAILURE if reason else AuditEvent.Outcome.SUCCESS,
-            error_code="upload-denied" if reason else "",
-            message=reason or f"upload to {project} authorised",
-            issuer_url=principal.issuer_url,
-            publisher_id=publisher.pk,
-            publisher_label=publisher.describe()[:400],
-            token_id=principal.token_id,
-            projects=[project],
-            claims=principal.claims,
-            remote_addr=integration.client_address(request) if request is not None else None,
-        )
+    fastsql.insert(
+        AuditEvent,
+        AuditEvent.clean_values(
+            {
+                "created_at": now,
+                "kind": (
+                    AuditEvent.Kind.UPLOAD_DENIED if reason else AuditEvent.Kind.UPLOAD_AUTHORISED
+                ).value,
+                "outcome": (
+                    AuditEvent.Outcome.FAILURE if reason else AuditEvent.Outcome.SUCCESS
+                ).value,
+                "error_code": "upload-denied" if reason else "",
+                "message": reason or f"upload to {project} authorised",
+                "issuer_url": principal.issuer_url,
+                "publisher_id": publisher.pk,
+                "publisher_label": publisher.describe()[:400],
+                "token_id": principal.token_id,
+                "projects": [project],
+                "claims": principal.claims,
+                "remote_addr": (
+                    integration.client_address(request) if request is not None else None
+                ),
+            }
+        ),
     )
     if reason:
         if principal.single_use or "revoked" in reason or "expired" in reason:

@@ -126,6 +126,15 @@ def _mangled(ctx: Ctx, **values: Any) -> str:
     return _signed_raw(ctx, _header(ctx), claims)
 
 
+def _non_canonical(token: str) -> str:
+    """``token`` with its signature's last character changed only in the bits base64url leaves
+    unused, so it decodes to the very same bytes (a 2048-bit signature has 4 such bits)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    head, last = token[:-1], token[-1]
+    assert len(token.rsplit(".", 1)[1]) % 4 == 2  # 256 bytes: 342 characters, 4 spare bits
+    return head + alphabet[alphabet.index(last) ^ 1]
+
+
 def _alg_none(ctx: Ctx, alg: str) -> str:
     return raw_jwt(_header(ctx, alg=alg), ctx.claims())
 
@@ -339,13 +348,35 @@ CASES: list[Case] = [
         422,
         "invalid-token",
     ),
+    # NaN and Infinity are not JSON (RFC 8259), though Python's json module reads them: an
+    # "exp" of Infinity would never expire.
     Case(
         "exp-float-nan",
         lambda c: _signed_raw(
             c, _header(c), json.dumps(c.claims()).replace('"exp": ', '"exp": NaN, "x": ')
         ),
         422,
+        "invalid-payload",
+    ),
+    Case(
+        "exp-infinity",
+        lambda c: _signed_raw(
+            c, _header(c), json.dumps(c.claims()).replace('"exp": ', '"exp": Infinity, "x": ')
+        ),
+        422,
+        "invalid-payload",
+    ),
+    # Time claims are JSON numbers; PyJWT also read numeric strings, this index does not.
+    Case(
+        "exp-numeric-string-unexpired",
+        lambda c: _mangled(c, exp=str(int(time.time()) + 600)),
+        422,
         "invalid-token",
+    ),
+    Case("exp-boolean", lambda c: _mangled(c, exp=True), 422, "invalid-token"),
+    # The same signature bytes under another base64url spelling (unused low bits set).
+    Case(
+        "signature-non-canonical-base64", lambda c: _non_canonical(c.sign()), 422, "invalid-payload"
     ),
     Case("iat-string", lambda c: _mangled(c, iat="now"), 422, "invalid-token"),
     Case("nbf-list", lambda c: _mangled(c, nbf=[0]), 422, "invalid-token"),

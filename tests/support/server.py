@@ -162,6 +162,12 @@ class IndexServer:
         self.http_port = free_port() if self.with_http else None
         self.processes: list[subprocess.Popen[bytes]] = []
         self.agent: Agent | None = None
+        # One secret key and one cache key space for every process of this server (both
+        # gunicorns and the agent): a change the agent makes must reach the workers' cache.
+        # A fresh key space per server: nothing cached by an earlier session (keys of an earlier
+        # fake issuer on the same port, throttle counters) can leak in.
+        self.secret_key = "e2e-" + uuid.uuid4().hex
+        self.cache_key_prefix = "e2e-" + uuid.uuid4().hex[:8]
         try:  # let the suite-wide secrets guard scan this server's logs too
             from tests.plugins.secrets_guard import register_log_dir
 
@@ -196,14 +202,12 @@ class IndexServer:
                 "PYTHONPATH": str(REPO_ROOT),
                 "DEBUG": "false",
                 "DEVIDP_ENABLED": "false",
-                "SECRET_KEY": "e2e-" + uuid.uuid4().hex,
+                "SECRET_KEY": self.secret_key,
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "INDEX_DATA_DIR": str(self.workdir / "data"),
                 "DATABASE_URL": self.database.url,
                 "CACHE_URL": os.environ.get("CACHE_URL", "locmemcache://e2e"),
-                # A fresh key space: nothing cached by an earlier session (keys of an earlier fake
-                # issuer on the same port, throttle counters) can leak in.
-                "CACHE_KEY_PREFIX": "e2e-" + uuid.uuid4().hex[:8],
+                "CACHE_KEY_PREFIX": self.cache_key_prefix,
                 "TP_AUDIENCE": self.audience,
                 "TP_ALLOW_INSECURE_LOOPBACK_ISSUERS": "true",
                 "TP_EXCHANGE_RATE_LIMIT": "",

@@ -68,19 +68,33 @@ class AuditEvent(models.Model):
         super().save(*args, **kwargs)
 
     def strip_nul(self) -> None:
-        """Replace NUL in every text and JSON value (also used by fastsql.insert callers).
+        """Replace NUL in every text and JSON value.
 
         Events record client-supplied text; PostgreSQL rejects NUL in text and jsonb, which
         would turn a refusal into a database error (and a lost audit row).
         """
         for field in self._meta.concrete_fields:
             value = getattr(self, field.attname)
-            if isinstance(value, str):
-                setattr(self, field.attname, _without_nul(value))
-            elif isinstance(value, list | dict) and "\\x00" in repr(value):
-                # repr() escapes every NUL in nested strings as \x00: one C-speed scan decides
-                # whether the (rarely needed) recursive copy must run.
-                setattr(self, field.attname, _without_nul(value))
+            cleaned = without_nul(value)
+            if cleaned is not value:
+                setattr(self, field.attname, cleaned)
+
+    @staticmethod
+    def clean_values(values: dict[str, Any]) -> dict[str, Any]:
+        """``strip_nul`` for the ``{attname: value}`` rows fastsql writes."""
+        return {name: without_nul(value) for name, value in values.items()}
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with NUL replaced in every string, nested ones included; ``value`` itself (the
+    same object) when it holds none."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    # repr() escapes every NUL in nested strings as \x00: one C-speed scan decides whether the
+    # (rarely needed) recursive copy must run.
+    if isinstance(value, list | dict) and "\\x00" in repr(value):
+        return _without_nul(value)
+    return value
 
 
 def _without_nul(value: Any) -> Any:
