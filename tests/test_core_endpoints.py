@@ -85,6 +85,28 @@ def test_csrf_checks_do_not_apply(token: str) -> None:
     assert strict.post("/_/oidc/burn-token", data="{}", content_type="x").status_code == 202
 
 
+def _never_stored(response: Any) -> None:
+    directives = {d.strip() for d in response["Cache-Control"].split(",")}
+    assert {"no-store", "no-cache", "private", "max-age=0"} <= directives, directives
+    assert "Expires" in response
+
+
+def test_answers_carrying_or_refusing_credentials_are_never_stored(client: Any, token: str) -> None:
+    minted = post_mint(client, token)
+    assert_minted(minted)
+    _never_stored(minted)
+    refused = post_mint(client, token)  # a replay
+    assert_problem(refused, 422, "invalid-reuse-token")
+    _never_stored(refused)
+    burned = client.post(
+        "/_/oidc/burn-token",
+        data=json.dumps({"token": minted.json()["token"]}),
+        content_type="application/json",
+    )
+    assert burned.status_code == 202
+    _never_stored(burned)
+
+
 def test_get_is_not_allowed(client: Any, db: Any) -> None:
     response = client.get(MINT)
     assert_problem(response, 405, "invalid-payload")

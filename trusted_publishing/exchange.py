@@ -339,9 +339,7 @@ def _mint(
                 publisher=publisher,
             ) from None
         raise
-    issued = IssuedToken(id=token_id, **token_values)
-    issued._state.adding = False
-    issued._state.db = alias
+    issued = fastsql.loaded(IssuedToken, token_id, token_values, alias)
     issued.publisher = publisher
 
     def _notify() -> None:

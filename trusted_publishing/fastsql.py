@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import connections, models, router, transaction
 from django.db.models import NOT_PROVIDED, Model
+
+M = TypeVar("M", bound=Model)
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -46,6 +48,64 @@ _PLAIN: dict[type[models.Field], tuple[type, ...]] = {
 }
 
 
+RAW_CURSORS = True
+
+
+class _DirectCursor:
+    """The part of Django's cursor wrapper these statements need, without the per-call layers.
+
+    Django's ``CursorWrapper`` runs every statement through execute wrappers, the async guard,
+    query logging and (on SQLite) a regex that turns ``%s`` into ``?``: several times the cost
+    of a small indexed statement. This cursor keeps what matters — Django's exception classes
+    (``IntegrityError`` stays ``django.db.IntegrityError``) and the broken-transaction guard —
+    and is only used when nothing observes statements: while queries are logged (``DEBUG``,
+    ``CaptureQueriesContext``) or an execute wrapper is installed, :func:`cursor` returns
+    Django's own.
+    """
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        self.db = connection
+        self.cursor = connection.connection.cursor()
+        self.qmark = connection.vendor == "sqlite"
+
+    def __enter__(self) -> _DirectCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cursor.close()
+
+    def execute(self, sql: str, params: list[Any]) -> None:
+        self.db.validate_no_broken_transaction()
+        with self.db.wrap_database_errors:
+            self.cursor.execute(_qmark(sql) if self.qmark else sql, params)
+
+    def fetchone(self) -> Any:
+        with self.db.wrap_database_errors:
+            return self.cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        with self.db.wrap_database_errors:
+            return self.cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
+
+@functools.cache
+def _qmark(sql: str) -> str:
+    # The statements here are built from model metadata: "%s" only ever marks a parameter.
+    return sql.replace("%s", "?")
+
+
+def cursor(connection: BaseDatabaseWrapper) -> Any:
+    """A cursor for the prebuilt statements (see :class:`_DirectCursor`)."""
+    if not RAW_CURSORS or connection.queries_logged or connection.execute_wrappers:
+        return connection.cursor()
+    connection.ensure_connection()
+    return _DirectCursor(connection)
+
+
 class Insert:
     """``INSERT INTO table (columns) VALUES (...)`` for one model on one database vendor."""
 
@@ -53,9 +113,21 @@ class Insert:
         meta = model._meta
         self.model = model
         self.fields = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field)
-        self.plain = tuple(_PLAIN.get(type(f), ()) for f in self.fields)
-        self.json = tuple(isinstance(f, models.JSONField) for f in self.fields)
-        self.datetime = tuple(isinstance(f, models.DateTimeField) for f in self.fields)
+        # Per column: (attname, field, exact types passed through, memo tag, constant default).
+        self.columns_spec = tuple(
+            (
+                f.attname,
+                f,
+                _PLAIN.get(type(f), ()),
+                "json"
+                if isinstance(f, models.JSONField)
+                else "dt"
+                if isinstance(f, models.DateTimeField)
+                else None,
+                _constant_default(f),
+            )
+            for f in self.fields
+        )
         qn = connection.ops.quote_name
         self.table = qn(meta.db_table)
         self.columns = ", ".join(qn(f.column) for f in self.fields)
@@ -72,11 +144,13 @@ class Insert:
     ) -> list[Any]:
         """The statement's parameters: ``values`` by attname, field defaults for the rest."""
         params: list[Any] = []
-        for field, plain, is_json, is_datetime in zip(
-            self.fields, self.plain, self.json, self.datetime, strict=True
-        ):
-            value = values.get(field.attname, NOT_PROVIDED)
+        get = values.get
+        for attname, field, plain, tag, constant in self.columns_spec:
+            value = get(attname, NOT_PROVIDED)
             if value is NOT_PROVIDED:
+                if constant is not NOT_PROVIDED:
+                    params.append(constant)
+                    continue
                 if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
                     value = field.pre_save(self.model(), add=True)
                 else:
@@ -85,7 +159,7 @@ class Insert:
                 params.append(value)
                 continue
             # Prepared once per call: the mint stores the same time and claims in several rows.
-            key = (id(value), "json") if is_json else (value, "dt") if is_datetime else None
+            key = None if tag is None else (id(value), tag) if tag == "json" else (value, tag)
             if key is not None and key in memo:
                 params.append(memo[key][1])
                 continue
@@ -94,6 +168,23 @@ class Insert:
                 memo[key] = (value, prepared)  # keeps the object alive while its id is a key
             params.append(prepared)
         return params
+
+
+def _constant_default(field: models.Field) -> Any:
+    """The column value of an absent field when it is a constant (``""``, ``0``, ``None`` of a
+    nullable column...), else NOT_PROVIDED (callable defaults, ``auto_now``, JSON)."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return NOT_PROVIDED
+    if field.has_default():
+        default = field.default
+        if callable(default) or type(default) not in _PLAIN.get(type(field), ()):
+            return NOT_PROVIDED
+        return default
+    if field.null:
+        return None
+    if type(field) in (models.CharField, models.TextField) and field.empty_strings_allowed:
+        return ""  # Field.get_default() of a text column without a default
+    return NOT_PROVIDED
 
 
 @functools.cache
@@ -124,9 +215,25 @@ def insert(model: type[Model], values: Mapping[str, Any]) -> int | None:
         return _orm_insert(model, values, alias)
     params = built.params(values, connection, {})
     # As the ORM does: inside an atomic block a failed statement marks it for rollback.
-    with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
-        cursor.execute(built.sql, params)
-        return cursor.fetchone()[0] if built.returning else None
+    with transaction.mark_for_rollback_on_error(using=alias), cursor(connection) as db:
+        db.execute(built.sql, params)
+        return db.fetchone()[0] if built.returning else None
+
+
+def loaded(model: type[M], pk: Any, values: Mapping[str, Any], alias: str) -> M:
+    """The instance of a row just written by :func:`insert` or :func:`insert_chain` (as a query
+    would return it, without one): ``values`` by attname, field defaults for the rest."""
+    fields = model._meta.concrete_fields
+    pk_name = model._meta.pk.attname
+    row = [
+        pk
+        if f.attname == pk_name
+        else values[f.attname]
+        if f.attname in values
+        else f.get_default()
+        for f in fields
+    ]
+    return model.from_db(alias, [f.attname for f in fields], row)
 
 
 def insert_chain(
@@ -160,19 +267,19 @@ def insert_chain(
     last = inserts[-1]
     last_params = last.params(last_values, connection, memo)
     link_index = [f.attname for f in last.fields].index(link)
-    with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
+    with transaction.mark_for_rollback_on_error(using=alias), cursor(connection) as db:
         if connection.vendor == "postgresql":
             flat = [value for row_params in params for value in row_params]
             flat += [v for i, v in enumerate(last_params) if i != link_index]
-            cursor.execute(_chain_sql(tuple(inserts), link_index), flat)
-            return list(cursor.fetchone())
+            db.execute(_chain_sql(tuple(inserts), link_index), flat)
+            return list(db.fetchone())
         ids = []
         for ins, row_params in zip(inserts[:-1], params, strict=True):
-            cursor.execute(ins.sql, row_params)
-            ids.append(cursor.fetchone()[0] if ins.returning else None)
+            db.execute(ins.sql, row_params)
+            ids.append(db.fetchone()[0] if ins.returning else None)
         last_params[link_index] = ids[-1]
-        cursor.execute(last.sql, last_params)
-        ids.append(cursor.fetchone()[0] if last.returning else None)
+        db.execute(last.sql, last_params)
+        ids.append(db.fetchone()[0] if last.returning else None)
         return ids
 
 
@@ -280,9 +387,9 @@ def publisher_candidates(
         return None
     sql, slots, names, child_columns, ptr_index, name_index, converters = built
     values_by_slot = {"enabled": True, "issuer": issuer_id, "subject": subject}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [values_by_slot[slot] for slot in slots])
-        fetched = cursor.fetchall()
+    with cursor(connection) as db:
+        db.execute(sql, [values_by_slot[slot] for slot in slots])
+        fetched = db.fetchall()
     rows: list[tuple[Publisher, str]] = []
     for raw in fetched:
         if raw[ptr_index] is None:  # no provider row (the ORM's getattr(..., None) case)

@@ -159,7 +159,7 @@ def _consume(token_id: int, project: str, now: Any, *, single_use: bool) -> int:
     stamp = connection.ops.adapt_datetimefield_value(now)
     params: list[Any] = [stamp] + ([stamp] if single_use else [])
     params += [token_id, stamp, True, project]
-    with connection.cursor() as cursor:
+    with fastsql.cursor(connection) as cursor:
         cursor.execute(_consume_sql(alias, single_use), params)
         return cursor.rowcount
 

@@ -9,14 +9,14 @@ that is also an RFC 9457 problem document (``type``, ``title``, ``status``, ``de
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
-from django.utils.cache import patch_cache_control
 from django.utils.decorators import method_decorator
-from django.views.decorators.cache import never_cache
+from django.utils.http import http_date
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
@@ -32,6 +32,24 @@ from .throttling import ExchangeRateThrottle
 
 PYTP_MEDIA_TYPE = "application/vnd.pypi.pytp.v1+json"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+#: What Django's ``never_cache`` sets, written once: answers that carry or refuse a credential
+#: must not be stored by any cache on the way.
+NEVER_STORE = "max-age=0, no-cache, no-store, must-revalidate, private"
+
+
+def never_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = NEVER_STORE
+    if "Expires" not in response:
+        response["Expires"] = http_date(time.time())
+    return response
+
+
+def json_response(
+    body: dict[str, Any], *, status: int = 200, content_type: str = "application/json"
+) -> HttpResponse:
+    """A JSON answer that is never stored by a cache (plain ``json.dumps``: only str, int and
+    bool values here)."""
+    return never_store(HttpResponse(json.dumps(body), status=status, content_type=content_type))
 
 
 def problem_response(
@@ -41,7 +59,7 @@ def problem_response(
     *,
     retry_after: int | None = None,
     status: int | None = None,
-) -> JsonResponse:
+) -> HttpResponse:
     spec = code.spec
     status = status or spec.status
     body = {
@@ -55,10 +73,9 @@ def problem_response(
     }
     if request is not None:
         body["instance"] = request.path
-    response = JsonResponse(body, status=status, content_type=PROBLEM_MEDIA_TYPE)
+    response = json_response(body, status=status, content_type=PROBLEM_MEDIA_TYPE)
     if retry_after is not None:
         response["Retry-After"] = str(max(1, int(retry_after)))
-    patch_cache_control(response, no_store=True)
     return response
 
 
@@ -202,7 +219,6 @@ class AudienceView(TrustedPublishingView):
         return JsonResponse({"audience": tp_settings.AUDIENCE})
 
 
-@method_decorator(never_cache, name="dispatch")
 class MintTokenView(TrustedPublishingView):
     """``POST /_/oidc/mint-token``: ``{"token", "features"?, "packages"?}`` -> upload token."""
 
@@ -221,12 +237,9 @@ class MintTokenView(TrustedPublishingView):
             packages=body.get("packages"),
             request=request._request,
         )
-        response = JsonResponse({"success": True, "token": result.token, "expires": result.expires})
-        patch_cache_control(response, no_store=True)
-        return response
+        return json_response({"success": True, "token": result.token, "expires": result.expires})
 
 
-@method_decorator(never_cache, name="dispatch")
 class BurnTokenView(TrustedPublishingView):
     """``POST /_/oidc/burn-token``: revoke a minted token. Always 202, whatever happened, so the
     endpoint reveals nothing about which tokens exist."""
@@ -239,4 +252,4 @@ class BurnTokenView(TrustedPublishingView):
         except TrustedPublishingError:
             body = {}
         burn_token(body.get("token"), request._request)
-        return JsonResponse({"message": "Accepted", "errors": []}, status=202)
+        return json_response({"message": "Accepted", "errors": []}, status=202)
