@@ -104,7 +104,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
                     "baseline": inprocess.baseline(issuer, tokens, limit),
                     "cache_get": inprocess.cache_round_trip(per_round, limit),
                     "noop_client": inprocess.client_floor("/_bench/noop", tokens, limit),
-                    "noop_drf_client": inprocess.client_floor("/_bench/noop-drf", tokens, limit),
+                    "noop_app_client": inprocess.client_floor("/_bench/noop-app", tokens, limit),
                 }
                 summary, errors, fresh = inprocess.mint(tokens, limit)
                 mint_errors += errors

@@ -48,7 +48,7 @@ _CPU_OF = {
     "baseline:": "baseline",
     "shared cache get": "cache_get",
     "no-op view": "noop_client",
-    "no-op DRF": "noop_drf_client",
+    "no-op app view": "noop_app_client",
     "mint in-process (": "mint",
     "upload auth, warm": "upload_auth",
     "upload auth, first": "upload_auth_first_use",
@@ -90,11 +90,11 @@ def _inprocess_rows(
             f"{data['noop_client']['median_ms'] / base:.2f}x",
         ),
         Row(
-            "no-op DRF view via test client (floor)",
+            "no-op app view via test client (floor)",
             name,
-            data["noop_drf_client"]["median_ms"],
-            data["noop_drf_client"]["p99_ms"],
-            f"{data['noop_drf_client']['median_ms'] / base:.2f}x",
+            data["noop_app_client"]["median_ms"],
+            data["noop_app_client"]["p99_ms"],
+            f"{data['noop_app_client']['median_ms'] / base:.2f}x",
         ),
     ]
     ratio = data["mint"]["median_ms"] / base

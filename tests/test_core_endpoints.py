@@ -110,6 +110,25 @@ def test_answers_carrying_or_refusing_credentials_are_never_stored(client: Any, 
 def test_get_is_not_allowed(client: Any, db: Any) -> None:
     response = client.get(MINT)
     assert_problem(response, 405, "invalid-payload")
+    assert response["Allow"] == "POST, OPTIONS"
+
+
+def test_endpoints_stay_public_behind_login_required_middleware(
+    client: Any, token: str, settings: Any
+) -> None:
+    # Sites that require a login everywhere (Django's LoginRequiredMiddleware) must not send
+    # CI jobs to a login page.
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    ]
+    assert_minted(post_mint(client, token))
+    assert client.get("/_/oidc/audience").status_code == 200
+    assert client.get(DISCOVER, HTTP_ACCEPT=PYTP).status_code == 200
+    assert (
+        client.post("/_/oidc/burn-token", data=b"{}", content_type="application/json").status_code
+        == 202
+    )
 
 
 # --- features ---------------------------------------------------------------------------------

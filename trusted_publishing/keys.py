@@ -172,12 +172,25 @@ def fetch_issuer_keys(issuer_url: str) -> dict[str, dict[str, Any]]:
 
 
 # --- process-local parsed keys ------------------------------------------------------------
-_parsed: dict[tuple[str, str, str], PyJWK] = {}
+_parsed: dict[tuple[Any, ...], PyJWK] = {}
+#: The JWK members PyJWK builds a key from: its type, algorithm, curve and key material.
+_KEY_MEMBERS = ("kty", "alg", "crv", "n", "e", "x", "y", "k")
+
+
+def _fingerprint(jwk: dict[str, Any]) -> tuple[Any, ...]:
+    values = tuple(jwk.get(name) for name in _KEY_MEMBERS)
+    if all(value is None or isinstance(value, str) for value in values) and set(jwk) <= {
+        *_KEY_MEMBERS,
+        "kid",
+        "use",
+        "key_ops",
+    }:
+        return values
+    return (json.dumps(jwk, sort_keys=True),)  # anything unusual: the whole key, canonically
 
 
 def _to_pyjwk(issuer_url: str, kid: str, jwk: dict[str, Any]) -> PyJWK:
-    fingerprint = json.dumps(jwk, sort_keys=True)
-    cache_key = (issuer_url, kid, fingerprint)
+    cache_key = (issuer_url, kid, *_fingerprint(jwk))
     key = _parsed.get(cache_key)
     if key is None:
         try:

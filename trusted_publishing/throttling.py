@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
@@ -26,20 +27,20 @@ class ExchangeRateThrottle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         return tp_settings.EXCHANGE_RATE_LIMIT
 
-    def allow_request(self, request: Request, view: Any) -> bool:
+    def allow_request(self, request: HttpRequest | Request, view: Any) -> bool:
         if self.rate is None:
             return True
         return super().allow_request(request, view)
 
-    def get_ident(self, request: Request) -> str:
+    def get_ident(self, request: HttpRequest | Request) -> str:
         # DRF's default trusts X-Forwarded-For whenever NUM_PROXIES is unset, so every request
         # could claim a fresh address. Honour NUM_PROXIES only if the project set it; otherwise
         # ask the host integration (REMOTE_ADDR unless the host knows its proxies).
         if api_settings.NUM_PROXIES is not None:
             return super().get_ident(request)
-        return get_integration().client_address(request._request) or ""
+        return get_integration().client_address(getattr(request, "_request", request)) or ""
 
-    def get_cache_key(self, request: Request, view: Any) -> str:
+    def get_cache_key(self, request: HttpRequest | Request, view: Any) -> str:
         # Hashed: the address may come from a header (memcached rejects long/odd keys).
         ident = hashlib.sha256(self.get_ident(request).encode("utf-8", "replace")).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": ident[:32]}

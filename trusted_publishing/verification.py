@@ -106,8 +106,11 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_JSON = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def _json_object(data: bytes) -> dict[str, Any]:
-    value = json.loads(data, parse_constant=_no_constants)
+    value = _JSON.decode(data.decode("utf-8"))
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value

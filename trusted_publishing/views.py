@@ -9,20 +9,14 @@ that is also an RFC 9457 problem document (``type``, ``title``, ``status``, ``de
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
-from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
-from django.utils.decorators import method_decorator
 from django.utils.http import http_date
-from rest_framework import exceptions as drf_exceptions
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import AllowAny
-from rest_framework.renderers import JSONRenderer
-from rest_framework.request import Request
-from rest_framework.views import APIView
+from django.views import View
 
 from .conf import is_enabled, tp_settings
 from .errors import ErrorCode, TrustedPublishingError
@@ -37,10 +31,17 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 NEVER_STORE = "max-age=0, no-cache, no-store, must-revalidate, private"
 
 
+_expires: tuple[int, str] = (0, "")
+
+
 def never_store(response: HttpResponse) -> HttpResponse:
+    global _expires
     response["Cache-Control"] = NEVER_STORE
     if "Expires" not in response:
-        response["Expires"] = http_date(time.time())
+        now = int(time.time())
+        if _expires[0] != now:  # an HTTP date has one-second resolution: format it once
+            _expires = (now, http_date(now))
+        response["Expires"] = _expires[1]
     return response
 
 
@@ -79,50 +80,58 @@ def problem_response(
     return response
 
 
-class NeverRefuseNegotiation(BaseContentNegotiation):
-    """These views build their JSON responses themselves: DRF must never answer 406 (PEP 807
-    clients send ``Accept: application/vnd.pypi.pytp.v1+json`` to every endpoint). Discovery
-    does its own Accept check."""
+class TrustedPublishingView(View):
+    """Base: a plain Django view (no session, no CSRF: these endpoints take no cookies), our own
+    error envelope, and the exchange rate limit for views that set ``throttled = True``.
 
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return parsers[0] if parsers else None
+    Not a DRF ``APIView``: its request wrapper, negotiation and policy machinery cost about as
+    much as verifying the token's signature, and these endpoints use none of it.
+    """
 
-    def select_renderer(
-        self, request: Request, renderers: list[Any], format_suffix: str | None = None
-    ) -> tuple[Any, str]:
-        return renderers[0], renderers[0].media_type
+    #: Count requests against ``EXCHANGE_RATE_LIMIT`` (mint and burn).
+    throttled = False
 
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        view = super().as_view(**initkwargs)
+        # What csrf_exempt() and login_not_required() mark, without their per-request wrappers:
+        # no cookies are read here, and CI jobs never log in.
+        view.csrf_exempt = True
+        view.login_required = False
+        return view
 
-@method_decorator(login_not_required, name="dispatch")
-class TrustedPublishingView(APIView):
-    """Base: no authentication (so no CSRF), no parsers, our own error envelope."""
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            if (
+                self.throttled
+                and tp_settings.EXCHANGE_RATE_LIMIT is not None
+                and request.method.lower() in self.http_method_names
+            ):
+                throttle = ExchangeRateThrottle()
+                if not throttle.allow_request(request, self):
+                    wait = math.ceil(throttle.wait() or 60)
+                    raise TrustedPublishingError(
+                        ErrorCode.RATE_LIMITED,
+                        f"too many token requests from this address; retry in {wait} s",
+                        retry_after=wait,
+                    )
+            return super().dispatch(request, *args, **kwargs)
+        except TrustedPublishingError as exc:
+            return problem_response(exc.code, exc.description, request, retry_after=exc.retry_after)
 
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-    parser_classes: list[Any] = []
-    renderer_classes = [JSONRenderer]
-    content_negotiation_class = NeverRefuseNegotiation
+    def http_method_not_allowed(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        response = problem_response(
+            ErrorCode.INVALID_PAYLOAD,
+            f'Method "{request.method}" not allowed.',
+            request,
+            status=405,
+        )
+        response["Allow"] = ", ".join(self._allowed_methods())
+        return response
 
-    def handle_exception(self, exc: Exception) -> HttpResponse:
-        if isinstance(exc, TrustedPublishingError):
-            return problem_response(
-                exc.code, exc.description, self.request, retry_after=exc.retry_after
-            )
-        if isinstance(exc, drf_exceptions.Throttled):
-            wait = int(exc.wait) if exc.wait else 60
-            return problem_response(
-                ErrorCode.RATE_LIMITED,
-                f"too many token requests from this address; retry in {wait} s",
-                self.request,
-                retry_after=wait,
-            )
-        if isinstance(exc, drf_exceptions.APIException):
-            return problem_response(
-                ErrorCode.INVALID_PAYLOAD, str(exc.detail), self.request, status=exc.status_code
-            )
-        return super().handle_exception(exc)
-
-    def read_json_body(self, request: Request) -> dict[str, Any]:
+    def read_json_body(self, request: HttpRequest) -> dict[str, Any]:
         limit = int(tp_settings.MAX_REQUEST_BYTES)
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if not declared.isdigit():
@@ -131,7 +140,7 @@ class TrustedPublishingView(APIView):
             raise TrustedPublishingError(
                 ErrorCode.PAYLOAD_TOO_LARGE, f"request body larger than {limit} bytes"
             )
-        raw = request._request.read(limit + 1)
+        raw = request.read(limit + 1)
         if len(raw) > limit:
             raise TrustedPublishingError(
                 ErrorCode.PAYLOAD_TOO_LARGE, f"request body larger than {limit} bytes"
@@ -171,7 +180,7 @@ def _accepts_json(header: str) -> bool:
 class DiscoveryView(TrustedPublishingView):
     """``GET /.well-known/pytp?discover=<quote_plus(upload path)>`` (PEP 807)."""
 
-    def get(self, request: Request) -> HttpResponse:
+    def get(self, request: HttpRequest) -> HttpResponse:
         if not _accepts_json(request.META.get("HTTP_ACCEPT", "")):
             return problem_response(
                 ErrorCode.NOT_ACCEPTABLE,
@@ -211,7 +220,7 @@ class DiscoveryView(TrustedPublishingView):
 class AudienceView(TrustedPublishingView):
     """``GET /_/oidc/audience``: the ``aud`` CI jobs must request their identity token for."""
 
-    def get(self, request: Request) -> HttpResponse:
+    def get(self, request: HttpRequest) -> HttpResponse:
         if not is_enabled():
             return problem_response(
                 ErrorCode.NOT_ENABLED, "Trusted publishing functionality not enabled", request
@@ -222,20 +231,20 @@ class AudienceView(TrustedPublishingView):
 class MintTokenView(TrustedPublishingView):
     """``POST /_/oidc/mint-token``: ``{"token", "features"?, "packages"?}`` -> upload token."""
 
-    throttle_classes = [ExchangeRateThrottle]
+    throttled = True
 
-    def post(self, request: Request) -> HttpResponse:
+    def post(self, request: HttpRequest) -> HttpResponse:
         try:
             body = self.read_json_body(request)
         except TrustedPublishingError as exc:
             # A refused body is a failed exchange too: it goes to the audit trail.
-            record_failure(exc, request._request)
+            record_failure(exc, request)
             raise
         result = exchange(
             body.get("token"),
             features=body.get("features"),
             packages=body.get("packages"),
-            request=request._request,
+            request=request,
         )
         return json_response({"success": True, "token": result.token, "expires": result.expires})
 
@@ -244,12 +253,12 @@ class BurnTokenView(TrustedPublishingView):
     """``POST /_/oidc/burn-token``: revoke a minted token. Always 202, whatever happened, so the
     endpoint reveals nothing about which tokens exist."""
 
-    throttle_classes = [ExchangeRateThrottle]
+    throttled = True
 
-    def post(self, request: Request) -> HttpResponse:
+    def post(self, request: HttpRequest) -> HttpResponse:
         try:
             body = self.read_json_body(request)
         except TrustedPublishingError:
             body = {}
-        burn_token(body.get("token"), request._request)
+        burn_token(body.get("token"), request)
         return json_response({"message": "Accepted", "errors": []}, status=202)
