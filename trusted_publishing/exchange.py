@@ -15,11 +15,13 @@ Any failure rolls the transaction back, so nothing is half-written, and is recor
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,7 +53,13 @@ LAST_USED_RESOLUTION = 60
 class MintResult:
     token: str
     expires: int
-    issued: IssuedToken
+    token_id: int
+    _load: Callable[[], IssuedToken] = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def issued(self) -> IssuedToken:
+        """The token's row (built on first access, without a query)."""
+        return self._load()
 
 
 def hash_token(raw: str) -> str:
@@ -288,10 +296,10 @@ def _mint(
             "publisher_id": publisher.pk,
             "publisher_label": publisher.describe()[:400],
             "projects": projects,
-            "claims": snapshot,
             "remote_addr": _client_address(request),
         }
     )
+    event_values["claims"] = snapshot  # NUL-free already
 
     try:
         with nullcontext() if one_statement else transaction.atomic(using=alias):
@@ -339,25 +347,38 @@ def _mint(
                 publisher=publisher,
             ) from None
         raise
-    issued = fastsql.loaded(IssuedToken, token_id, token_values, alias)
-    issued.publisher = publisher
+
+    def load() -> IssuedToken:
+        issued = fastsql.loaded(IssuedToken, token_id, token_values, alias)
+        issued.publisher = publisher
+        return issued
+
+    result = MintResult(
+        token=token, expires=int(expires_at.timestamp()), token_id=token_id, _load=load
+    )
 
     def _notify() -> None:
         if reified:
             signals.publisher_reified.send(sender=Publisher, publisher=publisher, projects=reified)
-        signals.token_minted.send(
-            sender=IssuedToken, token=issued, publisher=publisher, claims=snapshot, request=request
-        )
+        if signals.token_minted.has_listeners(IssuedToken):
+            signals.token_minted.send(
+                sender=IssuedToken,
+                token=result.issued,
+                publisher=publisher,
+                claims=snapshot,
+                request=request,
+            )
 
     transaction.on_commit(_notify)
-    logger.info(
-        "minted token #%s for publisher #%s (%s) projects=%s",
-        issued.pk,
-        publisher.pk,
-        publisher.describe(),
-        ",".join(projects),
-    )
-    return MintResult(token=token, expires=int(expires_at.timestamp()), issued=issued)
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "minted token #%s for publisher #%s (%s) projects=%s",
+            token_id,
+            publisher.pk,
+            publisher.describe(),
+            ",".join(projects),
+        )
+    return result
 
 
 def _bind_ids(publisher: Publisher, bindings: dict[str, str]) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import connections, models, router, transaction
@@ -163,7 +164,11 @@ class Insert:
             if key is not None and key in memo:
                 params.append(memo[key][1])
                 continue
-            prepared = field.get_db_prep_save(value, connection=connection)
+            if tag == "dt" and type(value) is datetime and value.tzinfo is not None:
+                # What DateTimeField.get_db_prep_save comes down to for an aware datetime.
+                prepared = connection.ops.adapt_datetimefield_value(value)
+            else:
+                prepared = field.get_db_prep_save(value, connection=connection)
             if key is not None:
                 memo[key] = (value, prepared)  # keeps the object alive while its id is a key
             params.append(prepared)
