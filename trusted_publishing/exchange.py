@@ -369,7 +369,8 @@ def _mint(
                 request=request,
             )
 
-    transaction.on_commit(_notify)
+    if reified or signals.token_minted.has_listeners(IssuedToken):
+        transaction.on_commit(_notify)
     if logger.isEnabledFor(logging.INFO):
         logger.info(
             "minted token #%s for publisher #%s (%s) projects=%s",
