@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from trusted_publishing import fastsql
+from trusted_publishing.conf import override_tp_settings
 from trusted_publishing.models import AuditEvent, GitHubPublisher, IssuedToken, UsedIdentityToken
 from trusted_publishing.testing import TestIssuer
 
@@ -153,3 +154,29 @@ def test_the_direct_cursor_is_used_when_nothing_observes(
     monkeypatch.setattr(fastsql._DirectCursor, "execute", count)
     assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
     assert direct and direct[0] == "SELECT"
+
+
+def test_direct_sql_off_sends_every_statement_through_djangos_cursor(
+    client: Any,
+    github_issuer: TestIssuer,
+    github_publisher: GitHubPublisher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What a monitoring tool that patches Django's cursor wrapper sees.
+    from django.db.backends.utils import CursorWrapper
+
+    assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
+    seen: list[str] = []
+    original = CursorWrapper.execute
+
+    def traced(self: Any, sql: str, params: Any = None) -> Any:
+        seen.append(sql.split()[0].upper())
+        return original(self, sql, params)
+
+    monkeypatch.setattr(CursorWrapper, "execute", traced)
+    assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
+    assert "SELECT" not in seen  # the direct cursor by default
+    with override_tp_settings(DIRECT_SQL=False):
+        assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
+    assert "SELECT" in seen
+    assert ("WITH" in seen) if connection.vendor == "postgresql" else seen.count("INSERT") == 3

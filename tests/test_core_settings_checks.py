@@ -89,6 +89,11 @@ def test_a_good_configuration_passes() -> None:
         ({**BASE, "UPLOAD_PATHS": ["legacy/"]}, "trusted_publishing.E013"),
         ({**BASE, "PENDING_PUBLISHER_LIFETIME": 0}, "trusted_publishing.E014"),
         ({**BASE, "JWKS_FETCH_TIMEOUT": 0}, "trusted_publishing.E015"),
+        ({**BASE, "LOCAL_CACHE_TTL": 61}, "trusted_publishing.E016"),
+        # An environment string such as "false" is truthy: refused rather than guessed at.
+        ({**BASE, "ENABLED": "false"}, "trusted_publishing.E017"),
+        ({**BASE, "ALLOW_INSECURE_LOOPBACK_ISSUERS": "no"}, "trusted_publishing.E017"),
+        ({**BASE, "DIRECT_SQL": 0}, "trusted_publishing.E017"),
     ],
 )
 def test_misconfiguration_is_reported(conf: dict[str, Any], expected: str) -> None:

@@ -211,6 +211,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 )
             )
 
+    for name in ("ENABLED", "ALLOW_INSECURE_LOOPBACK_ISSUERS", "DIRECT_SQL"):
+        if not isinstance(_get(name), bool):
+            messages.append(
+                Error(
+                    f"{SETTINGS_NAME}[{name!r}] must be True or False; got {_get(name)!r}.",
+                    id="trusted_publishing.E017",
+                )
+            )
+
     local_ttl = _get("LOCAL_CACHE_TTL")
     if (
         not isinstance(local_ttl, int | float)

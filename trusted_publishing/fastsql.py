@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.db import connections, models, router, transaction
 from django.db.models import NOT_PROVIDED, Model
 
+from .conf import tp_settings
+
 M = TypeVar("M", bound=Model)
 
 if TYPE_CHECKING:
@@ -49,9 +51,6 @@ _PLAIN: dict[type[models.Field], tuple[type, ...]] = {
 }
 
 
-RAW_CURSORS = True
-
-
 class _DirectCursor:
     """The part of Django's cursor wrapper these statements need, without the per-call layers.
 
@@ -61,7 +60,8 @@ class _DirectCursor:
     (``IntegrityError`` stays ``django.db.IntegrityError``) and the broken-transaction guard —
     and is only used when nothing observes statements: while queries are logged (``DEBUG``,
     ``CaptureQueriesContext``) or an execute wrapper is installed, :func:`cursor` returns
-    Django's own.
+    Django's own, as it does with ``TRUSTED_PUBLISHING["DIRECT_SQL"] = False`` (for monitoring
+    tools that patch Django's cursor wrapper instead).
     """
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
@@ -101,7 +101,7 @@ def _qmark(sql: str) -> str:
 
 def cursor(connection: BaseDatabaseWrapper) -> Any:
     """A cursor for the prebuilt statements (see :class:`_DirectCursor`)."""
-    if not RAW_CURSORS or connection.queries_logged or connection.execute_wrappers:
+    if not tp_settings.DIRECT_SQL or connection.queries_logged or connection.execute_wrappers:
         return connection.cursor()
     connection.ensure_connection()
     return _DirectCursor(connection)
