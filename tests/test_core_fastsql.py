@@ -137,46 +137,43 @@ def test_execute_wrappers_see_every_statement_of_a_mint(
     assert [v for v in data if v != "SELECT"] == writes
 
 
-def test_the_direct_cursor_is_used_when_nothing_observes(
-    client: Any,
-    github_issuer: TestIssuer,
-    github_publisher: GitHubPublisher,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
-    direct: list[str] = []
-    original = fastsql._DirectCursor.execute
-
-    def count(self: Any, sql: str, params: list[Any]) -> None:
-        direct.append(sql.split()[0].upper())
-        original(self, sql, params)
-
-    monkeypatch.setattr(fastsql._DirectCursor, "execute", count)
-    assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
-    assert direct and direct[0] == "SELECT"
-
-
-def test_direct_sql_off_sends_every_statement_through_djangos_cursor(
-    client: Any,
-    github_issuer: TestIssuer,
-    github_publisher: GitHubPublisher,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # What a monitoring tool that patches Django's cursor wrapper sees.
-    from django.db.backends.utils import CursorWrapper
-
-    assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
+def _spy_on(monkeypatch: pytest.MonkeyPatch, cls: type) -> list[str]:
+    """The verbs of the statements ``cls.execute`` runs from now on."""
     seen: list[str] = []
-    original = CursorWrapper.execute
+    original = cls.execute
 
-    def traced(self: Any, sql: str, params: Any = None) -> Any:
+    def execute(self: Any, sql: str, params: Any = None) -> Any:
         seen.append(sql.split()[0].upper())
         return original(self, sql, params)
 
-    monkeypatch.setattr(CursorWrapper, "execute", traced)
-    assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
-    assert "SELECT" not in seen  # the direct cursor by default
-    with override_tp_settings(DIRECT_SQL=False):
+    monkeypatch.setattr(cls, "execute", execute)
+    return seen
+
+
+def test_direct_cursor_unless_direct_sql_is_off(
+    client: Any,
+    github_issuer: TestIssuer,
+    github_publisher: GitHubPublisher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Django's CursorWrapper is what a monitoring tool that patches it sees.
+    from django.db.backends.utils import CursorWrapper
+
+    def mint() -> None:
         assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
-    assert "SELECT" in seen
-    assert ("WITH" in seen) if connection.vendor == "postgresql" else seen.count("INSERT") == 3
+
+    mint()  # the once-a-minute last-used UPDATE is out of the way
+    direct = _spy_on(monkeypatch, fastsql._DirectCursor)
+    wrapped = _spy_on(monkeypatch, CursorWrapper)
+    writes = ["WITH"] if connection.vendor == "postgresql" else ["INSERT"] * 3
+    mint()
+    assert direct == ["SELECT", *writes]
+    assert "SELECT" not in wrapped and "INSERT" not in wrapped
+    direct.clear()
+    with override_tp_settings(DIRECT_SQL=False):
+        mint()
+    assert direct == []
+    assert [verb for verb in wrapped if verb in {"SELECT", "INSERT", "WITH"}] == [
+        "SELECT",
+        *writes,
+    ]

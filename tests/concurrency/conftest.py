@@ -7,6 +7,7 @@ races are about the database and the cache, not about key fetching.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -59,6 +60,26 @@ class RaceIndex:
             ),
         )
         return repository, name
+
+    def upload(
+        self, session: requests.Session, token: str, project: str, version: str
+    ) -> requests.Response:
+        """One sdist upload (random content, so only the token can stop it)."""
+        content = os.urandom(256)
+        return session.post(
+            self.url + "/legacy/",
+            auth=("__token__", token),
+            data={
+                ":action": "file_upload",
+                "protocol_version": "1",
+                "name": project,
+                "version": version,
+                "filetype": "sdist",
+                "sha256_digest": hashlib.sha256(content).hexdigest(),
+            },
+            files={"content": (f"{project}-{version}.tar.gz", content)},
+            timeout=60,
+        )
 
     def jwt(self, repository: str) -> str:
         return self.issuer.sign(self.issuer.github_claims(repository, aud=AUDIENCE))

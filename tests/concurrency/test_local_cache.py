@@ -25,7 +25,7 @@ from trusted_publishing.conf import DEFAULTS
 from trusted_publishing.testing import TestIssuer
 
 from .conftest import AUDIENCE, RaceIndex
-from .test_races import TIMEOUT, _all_at_once, _mint
+from .test_races import _all_at_once, _mint
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 #: Enough requests that every one of the 4 workers serves some of them.
@@ -109,22 +109,7 @@ def test_revocation_stops_uploads_at_once_in_workers_holding_the_token(
     record_secret(token, "minted token")
 
     def upload(i: int, s: requests.Session, tag: str) -> requests.Response:
-        content = os.urandom(128)
-        version = f"1.{tag}.{i}"
-        return s.post(
-            race_index.url + "/legacy/",
-            auth=("__token__", token),
-            data={
-                ":action": "file_upload",
-                "protocol_version": "1",
-                "name": project,
-                "version": version,
-                "filetype": "sdist",
-                "sha256_digest": hashlib.sha256(content).hexdigest(),
-            },
-            files={"content": (f"{project}-{version}.tar.gz", content)},
-            timeout=TIMEOUT,
-        )
+        return race_index.upload(s, token, project, f"1.{tag}.{i}")
 
     # Uploads in every worker: each now holds the token's lookup locally.
     first = _all_at_once(N, lambda i, s: upload(i, s, "0"))

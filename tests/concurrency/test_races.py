@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -92,22 +90,7 @@ def test_one_single_use_token_for_50_concurrent_uploads(race_index: RaceIndex) -
 
     def upload(i: int, s: requests.Session) -> requests.Response:
         # A distinct file per request: only the token's single use can stop the others.
-        content = os.urandom(256)
-        version = f"1.0.{i}"
-        return s.post(
-            race_index.url + "/legacy/",
-            auth=("__token__", token),
-            data={
-                ":action": "file_upload",
-                "protocol_version": "1",
-                "name": project,
-                "version": version,
-                "filetype": "sdist",
-                "sha256_digest": hashlib.sha256(content).hexdigest(),
-            },
-            files={"content": (f"{project}-{version}.tar.gz", content)},
-            timeout=TIMEOUT,
-        )
+        return race_index.upload(s, token, project, f"1.0.{i}")
 
     responses = _all_at_once(N, upload)
     count("concurrent requests", N)
