@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt import PyJWK
 
 from . import cache as tp_cache
@@ -42,6 +43,8 @@ MAX_TOKEN_LENGTH = 16 * 1024
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
+#: NIST SP 800-131A: RSA keys below 2048 bits are not acceptable for signatures.
+MIN_RSA_KEY_BITS = 2048
 #: Registered claims every identity token must carry.
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat")
 
@@ -226,7 +229,7 @@ def check_signature(token: ParsedToken, key: PyJWK, iss: str) -> None:
     algorithm = key.Algorithm
     prepared = algorithm.prepare_key(key.key)
     # Refuse keys too short to be trusted (RSA < 2048 bits), even from a trusted issuer.
-    if algorithm.check_key_length(prepared):
+    if isinstance(prepared, rsa.RSAPublicKey) and prepared.key_size < MIN_RSA_KEY_BITS:
         raise _invalid("the issuer's signing key is too short to be trusted", issuer_url=iss)
     try:
         valid = algorithm.verify(token.signing_input, prepared, token.signature)
