@@ -215,3 +215,40 @@ def test_replayed_jti_in_a_re_signed_token(
     # Same jti, different bytes (a second token carrying a copied jti): still a replay.
     again = github_issuer.sign({**claims, "iat": claims["iat"] - 1})
     assert_problem(post_mint(client, again), 422, "invalid-reuse-token")
+
+
+def test_an_unusable_issuer_key_is_a_clean_refusal(client: Any, db: Any) -> None:
+    # An operator's mistake (a P-256 key declared as ES512) must not turn every request for
+    # that issuer into a server error.
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    from trusted_publishing.models import KeySource
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "eck", "alg": "ES512"}
+    TrustedIssuer.objects.create(
+        url="https://ec.misconfigured.test",
+        provider="github",
+        key_source=KeySource.STATIC,
+        static_jwks={"keys": [jwk]},
+        algorithms=["ES512"],
+    )
+
+    def segment(data: bytes) -> str:
+        return jwt.utils.base64url_encode(data).decode()
+
+    now = int(time.time())
+    payload = (
+        f'{{"iss": "https://ec.misconfigured.test", "aud": "tests.example.internal", '
+        f'"iat": {now}, "exp": {now + 300}}}'
+    )
+    token = ".".join(
+        [
+            segment(b'{"alg": "ES512", "kid": "eck"}'),
+            segment(payload.encode()),
+            segment(b"\x01" * 132),
+        ]
+    )
+    response = refused(client, token, 422, "invalid-token")
+    assert "cannot be used" in response["detail"]

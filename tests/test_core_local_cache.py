@@ -205,6 +205,7 @@ def test_new_settings_or_caches_start_from_empty(minted_token: str) -> None:
         assert len(tp_cache.local) == 0
 
 
+@pytest.mark.django_db  # run_checks() includes Django's database checks
 @pytest.mark.parametrize("value", [-1, 61, "5", None, True, float("nan")])
 def test_out_of_range_values_are_a_system_check_error(value: Any) -> None:
     with override_tp_settings(LOCAL_CACHE_TTL=value):
@@ -212,6 +213,7 @@ def test_out_of_range_values_are_a_system_check_error(value: Any) -> None:
     assert "trusted_publishing.E016" in ids
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize("value", [0, 0.5, 5, 60])
 def test_in_range_values_pass_the_checks(value: Any) -> None:
     with override_tp_settings(LOCAL_CACHE_TTL=value):
@@ -244,3 +246,15 @@ def test_threads_share_one_consistent_copy() -> None:
         thread.join()
     assert not errors
     assert len(local) <= 50
+
+
+def test_editing_an_issuers_url_forgets_the_old_one(
+    exchange: Callable[[], Any], github_issuer: TestIssuer
+) -> None:
+    assert_minted(exchange())  # the old URL is now cached, locally and in the shared cache
+    row = TrustedIssuer.objects.get(url=github_issuer.url)
+    row.url = "https://token.actions.renamed.test"
+    row.save()
+    # Tokens still naming the old URL are from an issuer this index no longer trusts.
+    assert tp_cache.get_cache().get(tp_cache.issuer_key(github_issuer.url)) is None
+    assert_problem(exchange(), 422, "unknown-issuer")

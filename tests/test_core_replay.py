@@ -3,6 +3,8 @@ spends it."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from tests.plugins.secrets_guard import record_secret
 from trusted_publishing.conf import override_tp_settings
 from trusted_publishing.exchange import replay_key
 from trusted_publishing.models import GitHubPublisher, IssuedToken, UsedIdentityToken
@@ -53,7 +56,7 @@ def test_replay_record_outlives_the_token(
     used = UsedIdentityToken.objects.get()
     assert used.expires_at == datetime.fromtimestamp(claims["exp"] + leeway + 5, tz=UTC)
     assert used.issuer_url == github_issuer.url
-    assert used.key == replay_key(github_issuer.url, claims, token)
+    assert used.key == replay_key(github_issuer.url, claims, token.rsplit(".", 1)[0])
     assert claims["jti"] not in used.key
 
 
@@ -98,3 +101,55 @@ def test_concurrent_exchanges_of_one_token_mint_once(github_issuer: TestIssuer) 
         thread.join()
     assert sorted(statuses) == [200] + [422] * 5
     assert IssuedToken.objects.count() == 1
+
+
+def _es256_google_issuer(url: str) -> tuple[TestIssuer, Any]:
+    """A trusted issuer that signs with ES256 and issues tokens without ``jti`` (Google's
+    claims), as an OIDC provider with EC keys could."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    from trusted_publishing.models import GooglePublisher, KeySource, TrustedIssuer
+
+    shape = TestIssuer(url)  # for its claim helpers only
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"kid": "ec-1", "alg": "ES256", "use": "sig"})
+    row = TrustedIssuer.objects.create(
+        url=url,
+        provider="google",
+        key_source=KeySource.STATIC,
+        static_jwks={"keys": [jwk]},
+        algorithms=["ES256"],
+    )
+    publisher = GooglePublisher.objects.create(
+        issuer=row, email="release@acme-ci.iam.gserviceaccount.com"
+    )
+    publisher.add_projects(["widgets"])
+    return shape, key
+
+
+def test_a_re_encoded_ecdsa_signature_is_still_a_replay(client: Any, db: Any) -> None:
+    # ECDSA signatures are malleable: (r, n - s) verifies as well as (r, s). For an issuer
+    # without jti the replay key must not depend on the signature's bytes.
+    import jwt as pyjwt
+
+    shape, key = _es256_google_issuer("https://ec.issuer.test")
+    claims = shape.google_claims()
+    token = pyjwt.encode(claims, key, algorithm="ES256", headers={"kid": "ec-1"})
+    record_secret(token, "jwt")
+    signed_part, signature = token.rsplit(".", 1)
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    twin_raw = r.to_bytes(32, "big") + (P256_ORDER - s).to_bytes(32, "big")
+    twin = f"{signed_part}.{base64.urlsafe_b64encode(twin_raw).rstrip(b'=').decode()}"
+    record_secret(twin, "jwt")
+    assert twin != token
+
+    assert_minted(post_mint(client, token))
+    assert_problem(post_mint(client, twin), 422, "invalid-reuse-token")
+    assert IssuedToken.objects.count() == 1
+
+
+#: The order of the P-256 group (FIPS 186-4, D.1.2.3).
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551

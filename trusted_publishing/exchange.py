@@ -20,7 +20,6 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +37,7 @@ from .models.events import without_nul
 from .names import normalize_project_name
 from .providers import ClaimMismatch, get_rules
 from .providers.base import safe_claims
-from .verification import verify_identity_token
+from .verification import MAX_NUMERIC_DATE, verify_identity_token
 
 logger = logging.getLogger("trusted_publishing.exchange")
 
@@ -177,10 +176,14 @@ def find_publisher(issuer: dict[str, Any], claims: dict[str, Any]) -> tuple[Publ
     )
 
 
-def replay_key(issuer_url: str, claims: dict[str, Any], raw_token: str) -> str:
+def replay_key(issuer_url: str, claims: dict[str, Any], signed_part: str) -> str:
+    """The identity token's replay key: its ``jti``, else what its signature covers
+    (``header.payload``): never the signature, which can have several valid encodings (ECDSA's
+    (r, n - s)), so a re-encoded signature is still the same token."""
     jti = claims.get("jti")
-    material = f"jti\x00{jti}" if isinstance(jti, str) and jti else f"tok\x00{raw_token}"
-    return hashlib.sha256(f"{issuer_url}\x00{material}".encode()).hexdigest()
+    material = f"jti\x00{jti}" if isinstance(jti, str) and jti else f"tok\x00{signed_part}"
+    raw = f"{issuer_url}\x00{material}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(raw).hexdigest()
 
 
 # --- the exchange ----------------------------------------------------------------------------
@@ -206,8 +209,9 @@ def exchange(
         issuer, claims = verified.issuer, verified.claims
         issuer_url, verified_claims = issuer["url"], claims
         publisher, projects = find_publisher(issuer, claims)
+        signed_part = verified.signing_input.decode("ascii")
         result = _mint(
-            publisher, projects, issuer, claims, raw_token, single_use, requested, request
+            publisher, projects, issuer, claims, signed_part, single_use, requested, request
         )
     except TrustedPublishingError as exc:
         exc.issuer_url = exc.issuer_url or issuer_url
@@ -223,7 +227,7 @@ def _mint(
     projects: list[str],
     issuer: dict[str, Any],
     claims: dict[str, Any],
-    raw_token: str,
+    signed_part: str,
     single_use: bool,
     requested: list[str] | None,
     request: HttpRequest | None,
@@ -249,11 +253,11 @@ def _mint(
     leeway = int(tp_settings.JWT_LEEWAY)
     exp = claims.get("exp")
     replay_until = (
-        datetime.fromtimestamp(int(exp) + leeway + REPLAY_MARGIN, tz=UTC)
+        datetime.fromtimestamp(min(int(exp) + leeway + REPLAY_MARGIN, MAX_NUMERIC_DATE), tz=UTC)
         if isinstance(exp, int | float)
         else now + timedelta(hours=6)
     )
-    key = replay_key(issuer["url"], claims, raw_token)
+    key = replay_key(issuer["url"], claims, signed_part)
     token = new_token()
     lifetime = int(tp_settings.TOKEN_LIFETIME)
     expires_at = now + timedelta(seconds=lifetime)
@@ -301,44 +305,52 @@ def _mint(
     )
     event_values["claims"] = snapshot  # NUL-free already
 
+    replay_values = {
+        "key": key,
+        "issuer_url": issuer["url"],
+        "expires_at": replay_until,
+        "created_at": now,
+    }
     try:
-        with nullcontext() if one_statement else transaction.atomic(using=alias):
-            # Concurrent first exchanges of a pending publisher: lock its row and re-read, so
-            # exactly one creates the projects; the others wait and mint as for a normal one.
-            if publisher.is_pending and list(
-                Publisher.objects.select_for_update()
-                .filter(pk=publisher.pk, pending_expires_at__isnull=False)
-                .values_list("pk", flat=True)
-            ):
-                reified = _reify(publisher, issuer["url"])
-            else:
-                publisher.pending_expires_at = None
-            # The publisher row is written before the provider row, in every path: the first
-            # exchange of a pending publisher locks the publisher row first (above), and the
-            # opposite order here let concurrent first exchanges deadlock on PostgreSQL.
-            if touch:
-                Publisher.objects.filter(pk=publisher.pk).update(last_used_at=now)
-            if bindings:
-                _bind_ids(publisher, bindings)
-            # The replay record, the token and its audit event (prebuilt, fastsql.py: the ORM's
-            # save machinery cost more CPU than the rest of the exchange). A concurrent exchange
-            # of the same identity token fails on the replay record's unique key.
+        if one_statement:
+            # The replay record, the token and its audit event in one statement, atomic on its
+            # own (fastsql.py); a replay fails on the replay record's unique key.
             _replay_id, token_id, _event_id = fastsql.insert_chain(
                 [
-                    (
-                        UsedIdentityToken,
-                        {
-                            "key": key,
-                            "issuer_url": issuer["url"],
-                            "expires_at": replay_until,
-                            "created_at": now,
-                        },
-                    ),
+                    (UsedIdentityToken, replay_values),
                     (IssuedToken, token_values),
                     (AuditEvent, event_values),
                 ],
                 link="token_id",
             )
+        else:
+            with transaction.atomic(using=alias):
+                # First write: a concurrent exchange of the same identity token blocks here and
+                # then fails on the unique key, so nothing below runs for a replay (a pending
+                # publisher's project creation included).
+                fastsql.insert(UsedIdentityToken, replay_values)
+                # Concurrent first exchanges of a pending publisher: lock its row and re-read,
+                # so exactly one creates the projects; the others wait and mint as usual.
+                if publisher.is_pending and list(
+                    Publisher.objects.select_for_update()
+                    .filter(pk=publisher.pk, pending_expires_at__isnull=False)
+                    .values_list("pk", flat=True)
+                ):
+                    reified = _reify(publisher, issuer["url"])
+                else:
+                    publisher.pending_expires_at = None
+                # The publisher row is written before the provider row, in every path: the first
+                # exchange of a pending publisher locks the publisher row first (above), and the
+                # opposite order here let concurrent first exchanges deadlock on PostgreSQL.
+                if touch:
+                    Publisher.objects.filter(pk=publisher.pk).update(last_used_at=now)
+                if bindings:
+                    _bind_ids(publisher, bindings)
+                # Prebuilt INSERTs (fastsql.py): the ORM's save machinery cost more CPU than the
+                # rest of the exchange.
+                token_id, _event_id = fastsql.insert_chain(
+                    [(IssuedToken, token_values), (AuditEvent, event_values)], link="token_id"
+                )
     except IntegrityError:
         if UsedIdentityToken.objects.filter(pk=key).exists():
             raise TrustedPublishingError(

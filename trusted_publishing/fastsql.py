@@ -20,6 +20,7 @@ for (multi-table inheritance, database defaults, generated fields), go through t
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -65,9 +66,18 @@ class _DirectCursor:
     """
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        # As Django's own cursor(): health check, connection, thread check, and the backend's
+        # create_cursor() (driver settings such as psycopg2's tzinfo_factory); only the
+        # per-statement wrapper is left out.
         self.db = connection
-        self.cursor = connection.connection.cursor()
-        self.qmark = connection.vendor == "sqlite"
+        connection.close_if_health_check_failed()
+        connection.ensure_connection()
+        with connection.wrap_database_errors:
+            connection.validate_thread_sharing()
+            self.cursor = connection.create_cursor()
+        # SQLite's cursor class rewrites "%s" on every call; the statements here are rewritten
+        # once (_qmark) and run by the driver's own execute.
+        self.run = sqlite3.Cursor.execute if connection.vendor == "sqlite" else None
 
     def __enter__(self) -> _DirectCursor:
         return self
@@ -78,7 +88,10 @@ class _DirectCursor:
     def execute(self, sql: str, params: list[Any]) -> None:
         self.db.validate_no_broken_transaction()
         with self.db.wrap_database_errors:
-            self.cursor.execute(_qmark(sql) if self.qmark else sql, params)
+            if self.run is not None:
+                self.run(self.cursor, _qmark(sql), params)
+            else:
+                self.cursor.execute(sql, params)
 
     def fetchone(self) -> Any:
         with self.db.wrap_database_errors:
@@ -103,7 +116,6 @@ def cursor(connection: BaseDatabaseWrapper) -> Any:
     """A cursor for the prebuilt statements (see :class:`_DirectCursor`)."""
     if not tp_settings.DIRECT_SQL or connection.queries_logged or connection.execute_wrappers:
         return connection.cursor()
-    connection.ensure_connection()
     return _DirectCursor(connection)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from . import cache as tp_cache
@@ -20,9 +20,22 @@ from .models import (
 )
 
 
+@receiver(pre_save, sender=TrustedIssuer)
+def _issuer_saving(sender: Any, instance: TrustedIssuer, **kwargs: Any) -> None:
+    # An edited URL: the entry of the old one must go too, or tokens naming it would keep
+    # verifying from the cache.
+    if instance.pk is not None and not kwargs.get("raw"):
+        instance._tp_previous_url = (  # type: ignore[attr-defined]
+            TrustedIssuer.objects.filter(pk=instance.pk).values_list("url", flat=True).first()
+        )
+
+
 @receiver([post_save, post_delete], sender=TrustedIssuer)
 def _issuer_changed(sender: Any, instance: TrustedIssuer, **kwargs: Any) -> None:
     tp_cache.forget_issuer(instance.url)
+    previous = getattr(instance, "_tp_previous_url", None)
+    if previous and previous != instance.url:
+        tp_cache.forget_issuer(previous)
 
 
 @receiver([post_save, post_delete], sender=IssuedToken)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt import PyJWK
+from jwt.exceptions import PyJWTError
 
 from . import cache as tp_cache
 from .conf import tp_settings
@@ -63,6 +63,9 @@ class ParsedToken:
 class VerifiedToken:
     issuer: dict[str, Any]
     claims: dict[str, Any]
+    #: ``header.payload`` as received: what the signature covers (signatures themselves can be
+    #: malleable, e.g. ECDSA's (r, n - s), so replay keys never depend on them).
+    signing_input: bytes = b""
 
 
 def _invalid(description: str, **kwargs: Any) -> TrustedPublishingError:
@@ -113,9 +116,14 @@ _JSON = json.JSONDecoder(parse_constant=_no_constants)
 
 
 def _json_object(data: bytes) -> dict[str, Any]:
-    value = _JSON.decode(data.decode("utf-8"))
+    text = data.decode("utf-8")
+    value = _JSON.decode(text)
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
+    if "\\u" in text:
+        # An escaped lone surrogate ("\\ud800") parses to a string no database or hash can
+        # encode. Escaped pairs (emoji) are fine; re-encoding the parsed value tells them apart.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError: ValueError
     return value
 
 
@@ -221,29 +229,42 @@ def _verify(token: ParsedToken, iss: str) -> VerifiedToken:
         audience=tp_settings.AUDIENCE,
         leeway=tp_settings.JWT_LEEWAY,
     )
-    return VerifiedToken(issuer=issuer, claims=token.payload)
+    return VerifiedToken(issuer=issuer, claims=token.payload, signing_input=token.signing_input)
 
 
 def check_signature(token: ParsedToken, key: PyJWK, iss: str) -> None:
     """The signature over ``header.payload`` verifies with ``key``, a key of acceptable size."""
     algorithm = key.Algorithm
-    prepared = algorithm.prepare_key(key.key)
+    try:
+        prepared = algorithm.prepare_key(key.key)
+    except (PyJWTError, ValueError, TypeError):  # e.g. an EC key on the wrong curve for its alg
+        raise _invalid("the issuer's signing key cannot be used", issuer_url=iss) from None
     # Refuse keys too short to be trusted (RSA < 2048 bits), even from a trusted issuer.
     if isinstance(prepared, rsa.RSAPublicKey) and prepared.key_size < MIN_RSA_KEY_BITS:
         raise _invalid("the issuer's signing key is too short to be trusted", issuer_url=iss)
     try:
         valid = algorithm.verify(token.signing_input, prepared, token.signature)
-    except (ValueError, TypeError, binascii.Error):
+    except (PyJWTError, ValueError, TypeError, binascii.Error):
         valid = False
     if not valid:
         raise _invalid("token signature does not verify", issuer_url=iss)
+
+
+#: NumericDate values this index accepts: from the epoch to the end of year 9999 (what the
+#: database and ``datetime`` can hold; anything else is an issuer bug or an attack).
+MAX_NUMERIC_DATE = 253402300799
 
 
 def _time_claim(claims: dict[str, Any], name: str, iss: str) -> float | None:
     value = claims.get(name)
     if value is None and name not in claims:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # Compared as numbers, never converted: a 400-digit integer must not overflow a float.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= MAX_NUMERIC_DATE  # False for NaN as well
+    ):
         raise _invalid(f"token claim {name!r} must be a number of seconds", issuer_url=iss)
     return value
 

@@ -105,7 +105,7 @@ def test_replay_is_keyed_by_the_token_hash(
     assert_problem(post_mint(client, token), 422, "invalid-reuse-token")
     assert IssuedToken.objects.count() == 1
     used = UsedIdentityToken.objects.get()
-    assert used.key == replay_key(issuer.url, {}, token)
+    assert used.key == replay_key(issuer.url, {}, token.rsplit(".", 1)[0])
     assert token not in used.key
     # A fresh token of the same account (no jti to tell them apart) is not a replay.
     later = issuer.google_claims(iat=issuer.google_claims()["iat"] - 1)

@@ -366,6 +366,25 @@ CASES: list[Case] = [
         422,
         "invalid-payload",
     ),
+    # Numbers no clock can hold (a float conversion of a 400-digit integer overflows).
+    Case("nbf-huge-negative", lambda c: _mangled(c, nbf=-(10**400)), 422, "invalid-token"),
+    Case("exp-huge-integer", lambda c: _mangled(c, exp=10**400), 422, "invalid-token"),
+    Case("exp-1e300", lambda c: _mangled(c, exp=1e300), 422, "invalid-token"),
+    # Escaped lone surrogates parse to strings no database or hash can encode.
+    Case(
+        "iss-lone-surrogate-unsigned",
+        lambda c: raw_jwt(_header(c), '{"iss": "https://x\\ud800", "aud": "a"}') + "AAAA",
+        422,
+        "invalid-payload",
+    ),
+    Case(
+        "jti-lone-surrogate",
+        lambda c: _signed_raw(
+            c, _header(c), json.dumps(c.claims()).replace('"jti": ', '"jti": "\\udfff", "x": ')
+        ),
+        422,
+        "invalid-payload",
+    ),
     # Time claims are JSON numbers; PyJWT also read numeric strings, this index does not.
     Case(
         "exp-numeric-string-unexpired",
