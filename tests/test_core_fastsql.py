@@ -130,8 +130,9 @@ def test_execute_wrappers_see_every_statement_of_a_mint(
     data = [verb for verb in logged if verb not in {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}]
     # (the last-used UPDATE runs at most once a minute: the first mint above did it)
     assert "SELECT" in seen and data.count("SELECT") == 1
-    # The same writes either way: three INSERTs, or one statement of three CTEs on PostgreSQL.
-    writes = ["WITH"] if connection.vendor == "postgresql" else ["INSERT"] * 3
+    # The same writes either way. Inside a transaction (as here) the replay record goes first
+    # on its own; PostgreSQL then writes token and event in one statement.
+    writes = ["INSERT", "WITH"] if connection.vendor == "postgresql" else ["INSERT"] * 3
     control = {"SELECT", "UPDATE", "SAVEPOINT", "RELEASE", "BEGIN", "COMMIT"}
     assert [v for v in seen if v not in control] == writes
     assert [v for v in data if v != "SELECT"] == writes
@@ -165,7 +166,7 @@ def test_direct_cursor_unless_direct_sql_is_off(
     mint()  # the once-a-minute last-used UPDATE is out of the way
     direct = _spy_on(monkeypatch, fastsql._DirectCursor)
     wrapped = _spy_on(monkeypatch, CursorWrapper)
-    writes = ["WITH"] if connection.vendor == "postgresql" else ["INSERT"] * 3
+    writes = ["INSERT", "WITH"] if connection.vendor == "postgresql" else ["INSERT"] * 3
     mint()
     assert direct == ["SELECT", *writes]
     assert "SELECT" not in wrapped and "INSERT" not in wrapped
@@ -177,3 +178,25 @@ def test_direct_cursor_unless_direct_sql_is_off(
         "SELECT",
         *writes,
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_postgresql_mints_in_two_statements(
+    client: Any, github_issuer: TestIssuer, github_publisher: GitHubPublisher
+) -> None:
+    # As in production (autocommit): the candidate SELECT, then one statement writing the
+    # replay record, the token and the audit event, atomic on its own; no BEGIN/COMMIT.
+    assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
+    with CaptureQueriesContext(connection) as captured:
+        token = github_issuer.sign(github_issuer.github_claims())
+        assert_minted(post_mint(client, token))
+        # A replay of it: refused, and the failed statement left nothing behind.
+        before = (IssuedToken.objects.count(), AuditEvent.objects.count())
+    verbs = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+    if connection.vendor == "postgresql":
+        assert verbs[:2] == ["SELECT", "WITH"]
+    else:
+        assert verbs[:6] == ["SELECT", "BEGIN", "INSERT", "INSERT", "INSERT", "COMMIT"]
+    response = post_mint(client, token)
+    assert response.status_code == 422 and response.json()["code"] == "invalid-reuse-token"
+    assert (IssuedToken.objects.count(), AuditEvent.objects.count() - 1) == before
