@@ -20,6 +20,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -270,12 +271,11 @@ def _mint(
     bindings = rules.bindings(publisher, claims)
     alias = router.db_for_write(IssuedToken)
     connection = connections[alias]
-    # The common case writes only the three new rows: on PostgreSQL that is one statement, atomic
-    # on its own, so outside a transaction no BEGIN/COMMIT round trips are needed.
+    # The common case writes only the three new rows: on PostgreSQL outside a transaction that
+    # is one statement, atomic on its own, so no BEGIN/COMMIT round trips are needed.
+    only_new_rows = not (publisher.is_pending or touch or bindings)
     one_statement = (
-        connection.vendor == "postgresql"
-        and not connection.in_atomic_block
-        and not (publisher.is_pending or touch or bindings)
+        only_new_rows and connection.vendor == "postgresql" and not connection.in_atomic_block
     )
     token_values: dict[str, Any] = {
         "digest": hash_token(token),
@@ -312,17 +312,18 @@ def _mint(
         "created_at": now,
     }
     try:
-        if one_statement:
-            # The replay record, the token and its audit event in one statement, atomic on its
-            # own (fastsql.py); a replay fails on the replay record's unique key.
-            _replay_id, token_id, _event_id = fastsql.insert_chain(
-                [
-                    (UsedIdentityToken, replay_values),
-                    (IssuedToken, token_values),
-                    (AuditEvent, event_values),
-                ],
-                link="token_id",
-            )
+        if only_new_rows:
+            # The replay record (first: a replay fails on its unique key), the token and its
+            # audit event: one statement on PostgreSQL, three on one cursor elsewhere.
+            with nullcontext() if one_statement else transaction.atomic(using=alias):
+                _replay_id, token_id, _event_id = fastsql.insert_chain(
+                    [
+                        (UsedIdentityToken, replay_values),
+                        (IssuedToken, token_values),
+                        (AuditEvent, event_values),
+                    ],
+                    link="token_id",
+                )
         else:
             with transaction.atomic(using=alias):
                 # First write: a concurrent exchange of the same identity token blocks here and
