@@ -39,7 +39,7 @@ class RaceIndex:
         session.trust_env = False  # no proxies or CA variables from the machine
         return session
 
-    def publisher(self, *, pending: bool = False) -> tuple[str, str]:
+    def publisher(self, *, pending: bool = False, issuer_url: str = ISSUER_URL) -> tuple[str, str]:
         """A fresh repository + project with a publisher (and the project, unless pending)."""
         name = "race-" + uuid.uuid4().hex[:8]
         repository = f"acme/{name}"
@@ -51,7 +51,7 @@ class RaceIndex:
                 "from datetime import timedelta\n"
                 "from django.utils import timezone\n"
                 "from trusted_publishing.models import GitHubPublisher, TrustedIssuer\n"
-                f"issuer = TrustedIssuer.objects.get(url={ISSUER_URL!r})\n"
+                f"issuer = TrustedIssuer.objects.get(url={issuer_url!r})\n"
                 "p = GitHubPublisher.objects.create(issuer=issuer, repository_owner='acme', "
                 f"repository_name={name!r}, workflow_filename='release.yml', "
                 f"pending_expires_at=timezone.now() + timedelta(days=1) if {pending!r} else None)\n"
@@ -96,6 +96,22 @@ class RaceIndex:
         )
 
 
+def register_issuer(agent: Agent, url: str) -> TestIssuer:
+    """A static-JWKS GitHub issuer in the server's database; returns its signer."""
+    issuer = TestIssuer(url)
+    agent(
+        "execute",
+        code=(
+            "from trusted_publishing.models import TrustedIssuer\n"
+            f"TrustedIssuer.objects.create(url={url!r}, provider='github', "
+            "name='race issuer', key_source='static', "
+            f"static_jwks={json.loads(json.dumps(issuer.jwks()))!r})\n"
+            "result = True\n"
+        ),
+    )
+    return issuer
+
+
 @pytest.fixture(scope="module")
 def race_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RaceIndex]:
     workdir: Path = tmp_path_factory.mktemp("races")
@@ -109,18 +125,8 @@ def race_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RaceIndex]:
     register_log_dir(server.workdir)  # the secrets guard scans its logs at session end
     try:
         server.start()
-        issuer = TestIssuer(ISSUER_URL)
         assert server.agent is not None
-        server.agent(
-            "execute",
-            code=(
-                "from trusted_publishing.models import TrustedIssuer\n"
-                f"TrustedIssuer.objects.create(url={ISSUER_URL!r}, provider='github', "
-                "name='race issuer', key_source='static', "
-                f"static_jwks={json.loads(json.dumps(issuer.jwks()))!r})\n"
-                "result = True\n"
-            ),
-        )
+        issuer = register_issuer(server.agent, ISSUER_URL)
     except BaseException:
         print(server.log_tail())
         server.stop()

@@ -12,8 +12,6 @@ admin or CLI would):
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import time
 from collections import Counter
 
@@ -22,9 +20,8 @@ import requests
 
 from tests.plugins.secrets_guard import record_secret
 from trusted_publishing.conf import DEFAULTS
-from trusted_publishing.testing import TestIssuer
 
-from .conftest import AUDIENCE, RaceIndex
+from .conftest import AUDIENCE, RaceIndex, register_issuer
 from .test_races import _all_at_once, _mint
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -32,45 +29,15 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 N = 40
 
 
-def _register_issuer(index: RaceIndex, url: str) -> TestIssuer:
-    issuer = TestIssuer(url)
-    index.agent(
-        "execute",
-        code=(
-            "from trusted_publishing.models import TrustedIssuer\n"
-            f"TrustedIssuer.objects.create(url={url!r}, provider='github', name='ttl issuer', "
-            f"key_source='static', static_jwks={json.loads(json.dumps(issuer.jwks()))!r})\n"
-            "result = True\n"
-        ),
-    )
-    return issuer
-
-
-def _publisher(index: RaceIndex, issuer_url: str, name: str) -> None:
-    index.agent("create_project", name=name)
-    index.agent(
-        "execute",
-        code=(
-            "from trusted_publishing.models import GitHubPublisher, TrustedIssuer\n"
-            f"p = GitHubPublisher.objects.create(issuer=TrustedIssuer.objects.get(url="
-            f"{issuer_url!r}), repository_owner='acme', repository_name={name!r}, "
-            "workflow_filename='release.yml')\n"
-            f"p.add_projects([{name!r}])\n"
-            "result = p.pk\n"
-        ),
-    )
-
-
 def test_disabled_issuer_stops_minting_in_every_worker_within_the_ttl(
     race_index: RaceIndex,
 ) -> None:
     url = "https://token.actions.ttl-disable.test"
-    issuer = _register_issuer(race_index, url)
-    name = "ttl-issuer-" + os.urandom(4).hex()
-    _publisher(race_index, url, name)
+    issuer = register_issuer(race_index.agent, url)
+    repository, _project = race_index.publisher(issuer_url=url)
 
     def jwt() -> str:
-        return issuer.sign(issuer.github_claims(f"acme/{name}", aud=AUDIENCE))
+        return issuer.sign(issuer.github_claims(repository, aud=AUDIENCE))
 
     # Every worker mints, so every worker now holds the issuer in its local cache.
     jwts = [jwt() for _ in range(N)]
