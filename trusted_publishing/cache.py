@@ -164,7 +164,7 @@ def get_issuer(url: str) -> dict[str, Any] | None:
 
 
 def forget_issuer(url: str) -> None:
-    local.discard(issuer_key(url))
+    forget_local_issuer(url)
     get_cache().delete(issuer_key(url))
 
 

@@ -164,7 +164,7 @@ class Insert:
                 if constant is not NOT_PROVIDED:
                     params.append(constant)
                     continue
-                if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                if _auto_now(field):
                     value = field.pre_save(self.model(), add=True)
                 else:
                     value = field.get_default()
@@ -187,10 +187,14 @@ class Insert:
         return params
 
 
+def _auto_now(field: models.Field) -> bool:
+    return bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
+
+
 def _constant_default(field: models.Field) -> Any:
     """The column value of an absent field when it is a constant (``""``, ``0``, ``None`` of a
     nullable column...), else NOT_PROVIDED (callable defaults, ``auto_now``, JSON)."""
-    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+    if _auto_now(field):
         return NOT_PROVIDED
     if field.has_default():
         default = field.default
@@ -207,13 +211,14 @@ def _constant_default(field: models.Field) -> Any:
 @functools.cache
 def _insert(model: type[Model], vendor: str, alias: str) -> Insert | None:
     """The prebuilt INSERT for ``model``, or None when the ORM must do it."""
-    meta = model._meta
-    if vendor not in _RETURNING_VENDORS or meta.parents:
+    if vendor not in _RETURNING_VENDORS or model._meta.parents:
         return None
-    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
-    if any(getattr(f, "generated", False) or f.db_default is not NOT_PROVIDED for f in fields):
+    built = Insert(model, connections[alias])
+    if any(
+        getattr(f, "generated", False) or f.db_default is not NOT_PROVIDED for f in built.fields
+    ):
         return None
-    return Insert(model, connections[alias])
+    return built
 
 
 def _orm_insert(model: type[Model], values: Mapping[str, Any], alias: str) -> int | None:
@@ -270,8 +275,8 @@ def insert_chain(
         router.db_for_write(model) != alias for model, _values in rows
     ):
         ids: list[int | None] = []
-        for model, values in rows:
-            extra = {link: ids[-1]} if ids and model is rows[-1][0] else {}
+        for n, (model, values) in enumerate(rows):
+            extra = {link: ids[-1]} if n == len(rows) - 1 else {}
             ids.append(_orm_insert(model, {**values, **extra}, alias))
         return ids
     inserts: list[Insert] = [b for b in built if b is not None]

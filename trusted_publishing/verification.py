@@ -65,7 +65,7 @@ class VerifiedToken:
     claims: dict[str, Any]
     #: ``header.payload`` as received: what the signature covers (signatures themselves can be
     #: malleable, e.g. ECDSA's (r, n - s), so replay keys never depend on them).
-    signing_input: bytes = b""
+    signing_input: bytes
 
 
 def _invalid(description: str, **kwargs: Any) -> TrustedPublishingError:
@@ -84,16 +84,14 @@ def _shape_check(raw: Any) -> None:
             ErrorCode.INVALID_PAYLOAD, "'token' must be a non-empty string"
         )
     if len(raw) > MAX_TOKEN_LENGTH:
-        raise TrustedPublishingError(ErrorCode.INVALID_PAYLOAD, "malformed JWT: token too long")
+        raise _malformed("token too long")
     parts = raw.split(".")
     if (
         len(parts) != 3
         or not all(_SEGMENT.match(p) for p in parts[:2])
         or (parts[2] and not _SEGMENT.match(parts[2]))
     ):
-        raise TrustedPublishingError(
-            ErrorCode.INVALID_PAYLOAD, "malformed JWT: expected three base64url segments"
-        )
+        raise _malformed("expected three base64url segments")
 
 
 def _b64decode(segment: str) -> bytes:
@@ -156,12 +154,6 @@ def _unverified_issuer(token: ParsedToken) -> str:
     if not isinstance(iss, str) or not iss or len(iss) > 400:
         raise _malformed("no 'iss' claim")
     return iss
-
-
-def peek_issuer(raw: Any) -> tuple[dict[str, Any], str]:
-    """Return (header, unverified iss) or raise invalid-payload. No network, no trust."""
-    token = parse_token(raw)
-    return token.header, _unverified_issuer(token)
 
 
 def verify_identity_token(raw: Any) -> VerifiedToken:
