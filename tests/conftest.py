@@ -11,7 +11,6 @@ import pytest
 from django.core.cache import caches
 from django.db import connection
 
-from trusted_publishing import cache as tp_cache
 from trusted_publishing.models import GitHubPublisher
 from trusted_publishing.testing import TestIssuer
 
@@ -46,7 +45,6 @@ def _require_postgres(request: pytest.FixtureRequest) -> None:
 def _clear_cache() -> None:
     for alias in caches:
         caches[alias].clear()
-    tp_cache.local.clear()
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ def _bind_concurrently(monkeypatch: pytest.MonkeyPatch, owner_id: str, repo_id: 
     """Let find_publisher match the unbound row, then bind it as a concurrent exchange would."""
     original = exchange_module.find_publisher
 
-    def racing(issuer: dict, claims: dict) -> Any:
-        found = original(issuer, claims)
+    def racing(issuer: Any, claims: dict, packages: Any = None) -> Any:
+        found = original(issuer, claims, packages)
         GitHubPublisher.objects.filter(pk=found[0].pk).update(
             repository_owner_id=owner_id, repository_id=repo_id
         )

@@ -26,8 +26,6 @@ GENERIC_AUDIENCES = {
 }
 _RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
 _FEATURES = {"single-use-token", "multi-use-token"}
-#: Longer would let a disabled issuer keep minting in other workers for minutes.
-MAX_LOCAL_CACHE_TTL = 60
 _SINGLE_PROCESS_CACHES = (
     "django.core.cache.backends.locmem.LocMemCache",
     "django.core.cache.backends.dummy.DummyCache",
@@ -211,7 +209,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 )
             )
 
-    for name in ("ENABLED", "ALLOW_INSECURE_LOOPBACK_ISSUERS", "DIRECT_SQL"):
+    for name in ("ENABLED", "ALLOW_INSECURE_LOOPBACK_ISSUERS"):
         if not isinstance(_get(name), bool):
             messages.append(
                 Error(
@@ -220,19 +218,31 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 )
             )
 
-    local_ttl = _get("LOCAL_CACHE_TTL")
-    if (
-        not isinstance(local_ttl, int | float)
-        or isinstance(local_ttl, bool)
-        or not 0 <= local_ttl <= MAX_LOCAL_CACHE_TTL
-    ):
-        messages.append(
-            Error(
-                f"{SETTINGS_NAME}['LOCAL_CACHE_TTL'] must be a number of seconds between 0 and "
-                f"{MAX_LOCAL_CACHE_TTL}; got {local_ttl!r}.",
-                hint="It bounds how long another worker may act on an issuer you just disabled; "
-                "0 turns the process-local cache off.",
-                id="trusted_publishing.E016",
-            )
-        )
     return messages
+
+
+@register(Tags.models)
+def check_one_database(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every model of the app must live in one database: a mint writes the replay record, the
+    token and its audit event in one transaction, and an upload checks the token and its
+    publisher together. Split across databases, neither would be atomic."""
+    from django.apps import apps
+    from django.db import router
+
+    models = apps.get_app_config("trusted_publishing").get_models()
+    aliases = {
+        model.__name__: (router.db_for_read(model), router.db_for_write(model)) for model in models
+    }
+    used = {alias for pair in aliases.values() for alias in pair}
+    if len(used) <= 1:
+        return []
+    detail = ", ".join(f"{name} → {r}/{w}" for name, (r, w) in sorted(aliases.items()))
+    return [
+        Error(
+            "The trusted_publishing models are routed to more than one database "
+            f"(read/write: {detail}).",
+            hint="Route every model of the trusted_publishing app to one database in your "
+            "DATABASE_ROUTERS: a mint and an upload check must each be one transaction.",
+            id="trusted_publishing.E018",
+        )
+    ]

@@ -45,17 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "HOST_INTEGRATION": "trusted_publishing.integration.HostIntegration",
     # Upload URL paths of this index, for PEP 807 discovery (other paths answer 404).
     "UPLOAD_PATHS": ["/legacy/"],
-    # Django cache alias holding issuer keys, throttle counters and token lookups. It must be
+    # Django cache alias holding issuers' key sets and the rate-limit counters. It must be
     # shared by all worker processes (Redis, Memcached, database) in production.
     "CACHE_ALIAS": "default",
-    # Seconds each worker process may reuse an issuer (with its keys) or a token lookup it read
-    # from that cache before asking it again (0 disables). A change made in one process reaches
-    # the others within this time; uploads re-check tokens in the database regardless.
-    "LOCAL_CACHE_TTL": 5,
-    # Run the few statements of every mint and upload on the database driver's cursor instead of
-    # Django's cursor wrapper, whenever nothing observes queries (DEBUG, execute wrappers). Set
-    # False for monitoring tools that patch Django's cursor wrapper to trace queries.
-    "DIRECT_SQL": True,
     # Key fetching: per-request timeout (s), largest accepted document (bytes), minimum time
     # between two refetches of one issuer's keys (s), and the age after which keys are refreshed
     # even without an unknown key id (s), so keys an issuer withdrew stop verifying.

@@ -1,13 +1,12 @@
 """The token exchange: a verified identity token in, a short-lived upload token out.
 
-Flow (network first, then one short transaction):
-
-1. verify the JWT (verification.py: issuer allowlist, key, signature, standard claims);
-2. check the provider's required claims, find candidate publishers for the token's subject
-   (one indexed query) and keep the most specific one whose claim rules all pass;
-3. in one transaction: create the project of a pending publisher, record the identity token as
-   used (a unique insert, so concurrent replays lose), bind immutable ids, store the minted
-   token's digest and write the audit event.
+1. ``verify_identity_token`` (verification.py): trusted issuer, key, signature, standard claims;
+2. ``find_publisher``: the provider's required claims, then the most specific publisher that can
+   mint and whose claim rules (providers/<provider>.py) all accept the token;
+3. ``_mint``, one ``transaction.atomic()``: the identity token is recorded as used first (a
+   unique key, so a concurrent replay fails before anything else is written), a pending
+   publisher's projects are created, immutable ids are bound, and the token and its audit event
+   are created.
 
 Any failure rolls the transaction back, so nothing is half-written, and is recorded as an
 ``exchange.failed`` audit event afterwards.
@@ -15,27 +14,24 @@ Any failure rolls the transaction back, so nothing is half-written, and is recor
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
-from . import fastsql, signals
+from . import signals
 from .conf import is_enabled, tp_settings
 from .errors import ErrorCode, TrustedPublishingError
 from .integration import get_integration
-from .models import AuditEvent, IssuedToken, Publisher, PublisherProject, UsedIdentityToken
+from .models import AuditEvent, IssuedToken, Publisher, UsedIdentityToken
 from .models.events import without_nul
-from .names import normalize_project_name
 from .providers import ClaimMismatch, get_rules
 from .providers.base import safe_claims
 from .verification import MAX_NUMERIC_DATE, verify_identity_token
@@ -45,21 +41,15 @@ logger = logging.getLogger("trusted_publishing.exchange")
 FEATURES = ("single-use-token", "multi-use-token")
 #: Kept past the identity token's expiry so a replay can never outlive its record.
 REPLAY_MARGIN = 5
-MAX_PACKAGES = 100
+#: "Last used" is kept to the minute: a release storm does not rewrite the publisher row.
 LAST_USED_RESOLUTION = 60
 
 
 @dataclass(frozen=True)
 class MintResult:
-    token: str
+    token: str = field(repr=False)
     expires: int
-    token_id: int
-    _load: Callable[[], IssuedToken] = field(repr=False, compare=False)
-
-    @functools.cached_property
-    def issued(self) -> IssuedToken:
-        """The token's row (built on first access, without a query)."""
-        return self._load()
+    issued: IssuedToken
 
 
 def hash_token(raw: str) -> str:
@@ -71,7 +61,7 @@ def new_token() -> str:
     return f"{tp_settings.TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
 
 
-def _client_address(request: HttpRequest | None) -> str | None:
+def client_address(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
     try:
@@ -80,101 +70,78 @@ def _client_address(request: HttpRequest | None) -> str | None:
         return None
 
 
-# --- request validation -----------------------------------------------------------------------
-def _parse_features(features: Any) -> bool:
-    """Return True for a single-use token."""
-    if features is None:
-        return tp_settings.DEFAULT_FEATURE == "single-use-token"
-    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
-        raise TrustedPublishingError(
-            ErrorCode.INVALID_PAYLOAD, "'features' must be a list of strings"
-        )
-    unknown = sorted({f for f in features if f not in FEATURES})
-    if unknown:
-        raise TrustedPublishingError(
-            ErrorCode.UNSUPPORTED_FEATURE,
-            f"unsupported feature(s) {', '.join(repr(u[:50]) for u in unknown[:5])}; this index "
-            f"supports {', '.join(FEATURES)}",
-        )
-    if "single-use-token" in features and "multi-use-token" in features:
-        raise TrustedPublishingError(
-            ErrorCode.UNSUPPORTED_FEATURE,
-            "'single-use-token' and 'multi-use-token' cannot be requested together",
-        )
+def single_use_requested(features: list[str] | None) -> bool:
+    """``features`` as validated by the request serializer; none named: the default."""
     if not features:
         return tp_settings.DEFAULT_FEATURE == "single-use-token"
     return "single-use-token" in features
 
 
-def _parse_packages(packages: Any) -> list[str] | None:
-    if packages is None:
-        return None
-    if (
-        not isinstance(packages, list)
-        or not packages
-        or len(packages) > MAX_PACKAGES
-        or not all(isinstance(p, str) and 0 < len(p) <= 200 for p in packages)
-    ):
-        raise TrustedPublishingError(
-            ErrorCode.INVALID_PAYLOAD,
-            f"'packages' must be a non-empty list of at most {MAX_PACKAGES} project names",
-        )
-    return sorted({normalize_project_name(p) for p in packages})
-
-
 # --- publisher matching -----------------------------------------------------------------------
-def find_publisher(issuer: dict[str, Any], claims: dict[str, Any]) -> tuple[Publisher, list[str]]:
-    """The most specific enabled publisher whose rules all accept ``claims``, and its projects."""
-    rules = get_rules(issuer["provider"])
+def find_publisher(
+    issuer: Any, claims: dict[str, Any], packages: list[str] | None = None
+) -> tuple[Publisher, list[str]]:
+    """The most specific publisher that can mint, whose rules all accept ``claims`` and that
+    covers every requested package, with its projects."""
+    rules = get_rules(issuer.provider)
     missing = rules.missing_claims(claims)
     if missing:
         raise TrustedPublishingError(
             ErrorCode.INVALID_PUBLISHER,
-            f"token lacks claim(s) required for {issuer['provider']}: {', '.join(missing)}",
+            f"token lacks claim(s) required for {issuer.provider}: {', '.join(missing)}",
             claims=claims,
-            issuer_url=issuer["url"],
+            issuer_url=issuer.url,
         )
     subject = rules.subject(claims)
-    # One indexed query returns the candidate publishers (provider row included) with their
-    # projects; a publisher without projects could not mint anyway.
-    candidates: dict[int, tuple[Publisher, list[str]]] = {}
+    candidates = []
     if "\x00" not in subject:  # else it matches no publisher; PostgreSQL would reject the query
-        # A prebuilt statement (fastsql.py): compiling the ORM query cost more than running it.
-        rows = fastsql.publisher_candidates(rules.model, issuer["pk"], subject)
-        if rows is None:  # a database without prebuilt statements: the equivalent ORM query
-            child = rules.model._meta.model_name
-            rows = [
-                (getattr(row.publisher, child, None), row.name)
-                for row in PublisherProject.objects.filter(
-                    publisher__issuer_id=issuer["pk"],
-                    publisher__subject=subject,
-                    publisher__enabled=True,
-                ).select_related(f"publisher__{child}")
-            ]
-        for specific, name in rows:
-            if specific is None:
-                continue
-            candidates.setdefault(specific.pk, (specific, []))[1].append(name)
-    ordered = sorted(candidates.values(), key=lambda c: rules.specificity(c[0]), reverse=True)
+        candidates = list(
+            rules.model.objects.filter(
+                issuer=issuer, subject=subject, enabled=True
+            ).prefetch_related("projects")
+        )
+    candidates.sort(key=rules.specificity, reverse=True)
     reasons: list[str] = []
-    for candidate, projects in ordered:
+    expired_pending = False
+    for candidate in candidates:
+        if not candidate.can_mint:  # an expired pending publisher must not hide a working one
+            expired_pending = True
+            continue
+        projects = sorted(p.name for p in candidate.projects.all())
+        if not projects:
+            reasons.append(f"publisher {candidate.describe()!r} is not registered for any project")
+            continue
         try:
             rules.verify(candidate, claims, issuer)
         except ClaimMismatch as exc:
             reasons.append(exc.message)
             continue
-        return candidate, sorted(projects)
+        outside = [p for p in packages or () if p not in projects]
+        if outside:
+            reasons.append(
+                f"publisher {candidate.describe()!r} may not publish {', '.join(outside)}"
+            )
+            continue
+        return candidate, packages or projects
+    code = ErrorCode.INVALID_PUBLISHER
+    if expired_pending and not reasons:
+        raise TrustedPublishingError(
+            ErrorCode.INVALID_PENDING_PUBLISHER,
+            "this pending publisher has expired; ask an operator to register it again",
+            claims=claims,
+            issuer_url=issuer.url,
+        )
     if reasons:
         detail = "; ".join(dict.fromkeys(reasons))
         description = f"valid token, but no publisher for {subject!r} accepts it: {detail}"
+        if packages and all("may not publish" in r for r in reasons):
+            code = ErrorCode.PACKAGE_NOT_AUTHORISED
     else:
         description = (
             f"valid token, but no trusted publisher is registered for {subject!r} with issuer "
-            f"{issuer['url']!r}"
+            f"{issuer.url!r}"
         )
-    raise TrustedPublishingError(
-        ErrorCode.INVALID_PUBLISHER, description, claims=claims, issuer_url=issuer["url"]
-    )
+    raise TrustedPublishingError(code, description, claims=claims, issuer_url=issuer.url)
 
 
 def replay_key(issuer_url: str, claims: dict[str, Any], signed_part: str) -> str:
@@ -188,170 +155,115 @@ def replay_key(issuer_url: str, claims: dict[str, Any], signed_part: str) -> str
 
 
 # --- the exchange ----------------------------------------------------------------------------
+@sensitive_variables()
 def exchange(
     raw_token: Any,
     *,
-    features: Any = None,
-    packages: Any = None,
+    features: list[str] | None = None,
+    packages: list[str] | None = None,
     request: HttpRequest | None = None,
 ) -> MintResult:
-    """Exchange an identity token for an upload token. Raises TrustedPublishingError."""
-    issuer_url = ""
-    verified_claims: dict[str, Any] = {}
+    """Exchange an identity token for an upload token. Raises TrustedPublishingError.
+
+    ``features`` and ``packages`` are the request's lists as validated by
+    :class:`~trusted_publishing.serializers.MintRequestSerializer` (packages normalised).
+    """
+    issuer: Any = None
+    claims: dict[str, Any] = {}
     publisher: Publisher | None = None
     try:
         if not is_enabled():
             raise TrustedPublishingError(
                 ErrorCode.NOT_ENABLED, "trusted publishing is not enabled on this index"
             )
-        single_use = _parse_features(features)
-        requested = _parse_packages(packages)
         verified = verify_identity_token(raw_token)
         issuer, claims = verified.issuer, verified.claims
-        issuer_url, verified_claims = issuer["url"], claims
-        publisher, projects = find_publisher(issuer, claims)
-        signed_part = verified.signing_input.decode("ascii")
-        result = _mint(
-            publisher, projects, issuer, claims, signed_part, single_use, requested, request
+        publisher, projects = find_publisher(issuer, claims, packages)
+        return _mint(
+            publisher,
+            projects,
+            issuer,
+            claims,
+            verified.signing_input,
+            single_use_requested(features),
+            request,
         )
     except TrustedPublishingError as exc:
-        exc.issuer_url = exc.issuer_url or issuer_url
-        exc.claims = exc.claims or verified_claims
+        exc.issuer_url = exc.issuer_url or (issuer.url if issuer is not None else "")
+        exc.claims = exc.claims or claims
         exc.publisher = exc.publisher or publisher
         record_failure(exc, request)
         raise
-    return result
 
 
+@sensitive_variables()
 def _mint(
     publisher: Publisher,
     projects: list[str],
-    issuer: dict[str, Any],
+    issuer: Any,
     claims: dict[str, Any],
     signed_part: str,
     single_use: bool,
-    requested: list[str] | None,
     request: HttpRequest | None,
 ) -> MintResult:
-    rules = get_rules(issuer["provider"])
-    if requested is not None:
-        outside = [p for p in requested if p not in projects]
-        if outside:
-            raise TrustedPublishingError(
-                ErrorCode.PACKAGE_NOT_AUTHORISED,
-                f"publisher {publisher.describe()!r} may not publish {', '.join(outside)}",
-                publisher=publisher,
-            )
-        projects = requested
-    if not projects:
-        raise TrustedPublishingError(
-            ErrorCode.INVALID_PUBLISHER,
-            f"publisher {publisher.describe()!r} is not registered for any project",
-            publisher=publisher,
-        )
-
+    rules = get_rules(issuer.provider)
     now = timezone.now()
-    leeway = int(tp_settings.JWT_LEEWAY)
-    exp = claims.get("exp")
+    exp = claims.get("exp")  # required by verification: a number within MAX_NUMERIC_DATE
     replay_until = (
-        datetime.fromtimestamp(min(int(exp) + leeway + REPLAY_MARGIN, MAX_NUMERIC_DATE), tz=UTC)
+        min(int(exp) + int(tp_settings.JWT_LEEWAY) + REPLAY_MARGIN, MAX_NUMERIC_DATE)
         if isinstance(exp, int | float)
-        else now + timedelta(hours=6)
+        else int((now + timedelta(hours=6)).timestamp())
     )
-    key = replay_key(issuer["url"], claims, signed_part)
-    token = new_token()
     lifetime = int(tp_settings.TOKEN_LIFETIME)
-    expires_at = now + timedelta(seconds=lifetime)
+    token = new_token()
     # NUL-free once for both rows that store it (PostgreSQL refuses NUL in jsonb).
     snapshot = without_nul(rules.snapshot(claims))
+    key = replay_key(issuer.url, claims, signed_part)
     reified: list[str] = []
-    # Minute resolution is enough for "last used" and saves a write per mint in storms.
-    last = publisher.last_used_at
-    touch = last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION
-    bindings = rules.bindings(publisher, claims)
-    alias = router.db_for_write(IssuedToken)
-    connection = connections[alias]
-    # The common case writes only the three new rows: on PostgreSQL outside a transaction that
-    # is one statement, atomic on its own, so no BEGIN/COMMIT round trips are needed.
-    only_new_rows = not (publisher.is_pending or touch or bindings)
-    one_statement = (
-        only_new_rows and connection.vendor == "postgresql" and not connection.in_atomic_block
-    )
-    token_values: dict[str, Any] = {
-        "digest": hash_token(token),
-        "publisher_id": publisher.pk,
-        "projects": projects,
-        "single_use": single_use,
-        "created_at": now,
-        "expires_at": expires_at,
-        "issuer_url": issuer["url"],
-        "subject": rules.subject(claims)[:400],
-        "run_id": rules.run_id(claims),
-        "claims": snapshot,
-    }
-    event_values = AuditEvent.clean_values(
-        {
-            "created_at": now,
-            "kind": AuditEvent.Kind.TOKEN_MINTED.value,
-            "outcome": AuditEvent.Outcome.SUCCESS.value,
-            "message": f"{'single' if single_use else 'multi'}-use token for "
-            f"{', '.join(projects)}, valid {lifetime} s",
-            "issuer_url": issuer["url"],
-            "publisher_id": publisher.pk,
-            "publisher_label": publisher.describe()[:400],
-            "projects": projects,
-            "remote_addr": _client_address(request),
-        }
-    )
-    event_values["claims"] = snapshot  # NUL-free already
-
-    replay_values = {
-        "key": key,
-        "issuer_url": issuer["url"],
-        "expires_at": replay_until,
-        "created_at": now,
-    }
     try:
-        if only_new_rows:
-            # The replay record (first: a replay fails on its unique key), the token and its
-            # audit event: one statement on PostgreSQL, three on one cursor elsewhere.
-            with nullcontext() if one_statement else transaction.atomic(using=alias):
-                _replay_id, token_id, _event_id = fastsql.insert_chain(
-                    [
-                        (UsedIdentityToken, replay_values),
-                        (IssuedToken, token_values),
-                        (AuditEvent, event_values),
-                    ],
-                    link="token_id",
-                )
-        else:
-            with transaction.atomic(using=alias):
-                # First write: a concurrent exchange of the same identity token blocks here and
-                # then fails on the unique key, so nothing below runs for a replay (a pending
-                # publisher's project creation included).
-                fastsql.insert(UsedIdentityToken, replay_values)
-                # Concurrent first exchanges of a pending publisher: lock its row and re-read,
-                # so exactly one creates the projects; the others wait and mint as usual.
-                if publisher.is_pending and list(
-                    Publisher.objects.select_for_update()
-                    .filter(pk=publisher.pk, pending_expires_at__isnull=False)
-                    .values_list("pk", flat=True)
-                ):
-                    reified = _reify(publisher, issuer["url"])
-                else:
-                    publisher.pending_expires_at = None
-                # The publisher row is written before the provider row, in every path: the first
-                # exchange of a pending publisher locks the publisher row first (above), and the
-                # opposite order here let concurrent first exchanges deadlock on PostgreSQL.
-                if touch:
-                    Publisher.objects.filter(pk=publisher.pk).update(last_used_at=now)
-                if bindings:
-                    _bind_ids(publisher, bindings)
-                # Prebuilt INSERTs (fastsql.py): the ORM's save machinery cost more CPU than the
-                # rest of the exchange.
-                token_id, _event_id = fastsql.insert_chain(
-                    [(IssuedToken, token_values), (AuditEvent, event_values)], link="token_id"
-                )
+        with transaction.atomic():
+            # First: a concurrent exchange of the same identity token blocks on this unique key
+            # and then fails, so nothing below runs for a replay.
+            UsedIdentityToken.objects.create(
+                key=key,
+                issuer_url=issuer.url,
+                expires_at=datetime.fromtimestamp(replay_until, tz=UTC),
+            )
+            if publisher.is_pending:
+                reified = _reify(publisher, issuer.url)
+            changed = _bind_ids(publisher, rules.bindings(publisher, claims))
+            last = publisher.last_used_at
+            if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION:
+                publisher.last_used_at = now
+                changed.append("last_used_at")
+            if changed:
+                publisher.save(update_fields=changed)
+            issued = IssuedToken.objects.create(
+                digest=hash_token(token),
+                publisher=publisher,
+                projects=projects,
+                single_use=single_use,
+                created_at=now,
+                expires_at=now + timedelta(seconds=lifetime),
+                issuer_url=issuer.url,
+                subject=rules.subject(claims)[:400],
+                run_id=rules.run_id(claims),
+                claims=snapshot,
+            )
+            AuditEvent.objects.create(
+                created_at=now,
+                kind=AuditEvent.Kind.TOKEN_MINTED,
+                outcome=AuditEvent.Outcome.SUCCESS,
+                message=f"{'single' if single_use else 'multi'}-use token for "
+                f"{', '.join(projects)}, valid {lifetime} s",
+                issuer_url=issuer.url,
+                publisher=publisher,
+                publisher_label=publisher.describe()[:400],
+                token=issued,
+                projects=projects,
+                claims=snapshot,
+                remote_addr=client_address(request),
+            )
     except IntegrityError:
         if UsedIdentityToken.objects.filter(pk=key).exists():
             raise TrustedPublishingError(
@@ -361,63 +273,60 @@ def _mint(
             ) from None
         raise
 
-    def load() -> IssuedToken:
-        issued = fastsql.loaded(IssuedToken, token_id, token_values, alias)
-        issued.publisher = publisher
-        return issued
-
-    result = MintResult(
-        token=token, expires=int(expires_at.timestamp()), token_id=token_id, _load=load
-    )
-
-    def _notify() -> None:
+    def notify() -> None:
         if reified:
             signals.publisher_reified.send(sender=Publisher, publisher=publisher, projects=reified)
-        if signals.token_minted.has_listeners(IssuedToken):
-            signals.token_minted.send(
-                sender=IssuedToken,
-                token=result.issued,
-                publisher=publisher,
-                claims=snapshot,
-                request=request,
-            )
-
-    if reified or signals.token_minted.has_listeners(IssuedToken):
-        transaction.on_commit(_notify)
-    if logger.isEnabledFor(logging.INFO):
-        logger.info(
-            "minted token #%s for publisher #%s (%s) projects=%s",
-            token_id,
-            publisher.pk,
-            publisher.describe(),
-            ",".join(projects),
+        signals.token_minted.send(
+            sender=IssuedToken, token=issued, publisher=publisher, claims=snapshot, request=request
         )
-    return result
+
+    transaction.on_commit(notify)
+    logger.info(
+        "minted token #%s for publisher #%s (%s) projects=%s",
+        issued.pk,
+        publisher.pk,
+        publisher.describe(),
+        ",".join(projects),
+    )
+    return MintResult(token=token, expires=int(issued.expires_at.timestamp()), issued=issued)
 
 
-def _bind_ids(publisher: Publisher, bindings: dict[str, str]) -> None:
-    """Bind immutable ids on first use, only while they are still unbound.
+def _bind_ids(publisher: Publisher, bindings: dict[str, str]) -> list[str]:
+    """Bind immutable ids on first use, only while they are still unbound; the fields to save.
 
     Two concurrent "first" exchanges can both have passed the checks against the unbound row;
-    the conditional UPDATE lets exactly one bind, and the other is refused unless it carries the
+    the conditional update lets exactly one bind, and the other is refused unless it carries the
     very same ids (a resurrected account racing the real one cannot overwrite the binding).
     """
+    if not bindings:
+        return []
     model = type(publisher)
     unbound = {name: "" for name in bindings}
-    if model.objects.filter(pk=publisher.pk, **unbound).update(**bindings):
-        return
-    current = model.objects.filter(pk=publisher.pk).values(*bindings).first()
-    if current is None or any(current[name] != value for name, value in bindings.items()):
-        raise TrustedPublishingError(
-            ErrorCode.INVALID_PUBLISHER,
-            "valid token, but a concurrent exchange bound this publisher to different "
-            f"immutable ids ({', '.join(sorted(bindings))}); refusing",
-            publisher=publisher,
-        )
+    if not model.objects.filter(pk=publisher.pk, **unbound).update(**bindings):
+        current = model.objects.filter(pk=publisher.pk).values(*bindings).first()
+        if current is None or any(current[name] != value for name, value in bindings.items()):
+            raise TrustedPublishingError(
+                ErrorCode.INVALID_PUBLISHER,
+                "valid token, but a concurrent exchange bound this publisher to different "
+                f"immutable ids ({', '.join(sorted(bindings))}); refusing",
+                publisher=publisher,
+            )
+    for name, value in bindings.items():
+        setattr(publisher, name, value)
+    # Saved again with the publisher (same values), so post_save receivers see the binding.
+    return list(bindings)
 
 
 def _reify(publisher: Publisher, issuer_url: str) -> list[str]:
-    """First exchange of a pending publisher: create its projects, make it ordinary."""
+    """First exchange of a pending publisher: create its projects, make it ordinary.
+
+    The publisher row is locked and re-read first, so of concurrent first exchanges exactly one
+    creates the projects; the others wait and then mint as an ordinary publisher.
+    """
+    locked = Publisher.objects.select_for_update().filter(pk=publisher.pk).first()
+    if locked is None or locked.pending_expires_at is None:
+        publisher.pending_expires_at = None
+        return []
     if publisher.pending_expired:
         raise TrustedPublishingError(
             ErrorCode.INVALID_PENDING_PUBLISHER,
@@ -442,8 +351,8 @@ def _reify(publisher: Publisher, issuer_url: str) -> list[str]:
                 f"project {name!r} could not be created: {exc}",
                 publisher=publisher,
             ) from None
-    Publisher.objects.filter(pk=publisher.pk).update(pending_expires_at=None)
     publisher.pending_expires_at = None
+    publisher.save(update_fields=["pending_expires_at"])
     AuditEvent.objects.create(
         kind=AuditEvent.Kind.PUBLISHER_REIFIED,
         outcome=AuditEvent.Outcome.SUCCESS,
@@ -499,7 +408,7 @@ def record_failure(exc: TrustedPublishingError, request: HttpRequest | None) -> 
             publisher=publisher,
             publisher_label=publisher.describe()[:400] if publisher else "",
             claims=claims,
-            remote_addr=_client_address(request),
+            remote_addr=client_address(request),
         )
     except Exception:  # the audit trail must never turn a 4xx into a 500
         logger.exception("could not record a failed exchange")
@@ -519,26 +428,23 @@ def revoke_token(
     token: IssuedToken, actor: str, reason: str, *, kind: str = AuditEvent.Kind.TOKEN_REVOKED
 ) -> bool:
     """Revoke ``token`` now. Returns False if it was already revoked."""
-    now = timezone.now()
-    changed = IssuedToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-        revoked_at=now, revoked_reason=reason[:200]
-    )
-    if not changed:
-        return False
-    token.revoked_at, token.revoked_reason = now, reason[:200]
-    from .cache import forget_token
-
-    forget_token(token.digest)
-    AuditEvent.objects.create(
-        kind=kind,
-        outcome=AuditEvent.Outcome.SUCCESS,
-        message=reason[:2000],
-        issuer_url=token.issuer_url,
-        publisher_id=token.publisher_id,
-        token=token,
-        projects=token.projects,
-        actor=actor[:200],
-    )
+    with transaction.atomic():
+        current = IssuedToken.objects.select_for_update().filter(pk=token.pk).first()
+        if current is None or current.revoked_at is not None:
+            return False
+        current.revoked_at, current.revoked_reason = timezone.now(), reason[:200]
+        current.save(update_fields=["revoked_at", "revoked_reason"])
+        token.revoked_at, token.revoked_reason = current.revoked_at, current.revoked_reason
+        AuditEvent.objects.create(
+            kind=kind,
+            outcome=AuditEvent.Outcome.SUCCESS,
+            message=reason[:2000],
+            issuer_url=token.issuer_url,
+            publisher_id=token.publisher_id,
+            token=token,
+            projects=token.projects,
+            actor=actor[:200],
+        )
     signals.token_revoked.send(sender=IssuedToken, token=token, actor=actor, reason=reason)
     return True
 

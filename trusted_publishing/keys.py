@@ -6,7 +6,8 @@ Rules that keep an unauthenticated endpoint from being turned against us or the 
 * the discovery URL is derived from the configured issuer URL, never from the token;
 * https only (loopback http when explicitly allowed), no redirects, timeouts, a size cap, and
   the discovery document's ``issuer`` must equal the configured URL;
-* key sets live in the shared cache so all workers share one copy;
+* key sets live in the shared cache so all workers share one copy, and keys are parsed with
+  ``PyJWK`` from that copy on every use (no process-local state);
 * an unknown ``kid`` triggers at most one refetch per cooldown per issuer, by one worker at a
   time (others wait briefly for its result);
 * a failed fetch never discards keys we already have, so valid tokens keep working during an
@@ -26,7 +27,7 @@ import requests
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
-from .cache import forget_local_issuer, get_cache, keyset_prefetch
+from .cache import cache_key, get_cache
 from .conf import tp_settings
 from .errors import IssuerUnavailable
 
@@ -41,9 +42,7 @@ class UnknownKey(Exception):
 
 
 def _cache_key(kind: str, issuer_url: str) -> str:
-    from .cache import issuer_key
-
-    return issuer_key(issuer_url).replace("tp:issuer:", f"tp:jwks-{kind}:")
+    return cache_key(f"jwks-{kind}", issuer_url)
 
 
 # --- URL policy ---------------------------------------------------------------------------
@@ -171,42 +170,17 @@ def fetch_issuer_keys(issuer_url: str) -> dict[str, dict[str, Any]]:
     return keys
 
 
-# --- process-local parsed keys ------------------------------------------------------------
-_parsed: dict[tuple[Any, ...], PyJWK] = {}
-#: The JWK members PyJWK builds a key from: its type, algorithm, curve and key material.
-_KEY_MEMBERS = ("kty", "alg", "crv", "n", "e", "x", "y", "k")
-
-
-def _fingerprint(jwk: dict[str, Any]) -> tuple[Any, ...]:
-    values = tuple(jwk.get(name) for name in _KEY_MEMBERS)
-    if all(value is None or isinstance(value, str) for value in values) and set(jwk) <= {
-        *_KEY_MEMBERS,
-        "kid",
-        "use",
-        "key_ops",
-    }:
-        return values
-    return (json.dumps(jwk, sort_keys=True),)  # anything unusual: the whole key, canonically
-
-
-def _to_pyjwk(issuer_url: str, kid: str, jwk: dict[str, Any]) -> PyJWK:
-    cache_key = (issuer_url, kid, *_fingerprint(jwk))
-    key = _parsed.get(cache_key)
-    if key is None:
-        try:
-            key = PyJWK(jwk)
-        except (PyJWKError, ValueError, TypeError, KeyError):
-            raise UnknownKey(kid) from None
-        if len(_parsed) > 512:
-            _parsed.clear()
-        _parsed[cache_key] = key
-    return key
+def _to_pyjwk(kid: str, jwk: dict[str, Any]) -> PyJWK:
+    try:
+        return PyJWK(jwk)
+    except (PyJWKError, ValueError, TypeError, KeyError):
+        raise UnknownKey(kid) from None
 
 
 # --- cache and refresh --------------------------------------------------------------------
-def _static_keys(issuer: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _static_keys(issuer: Any) -> dict[str, dict[str, Any]]:
     try:
-        return parse_jwks(issuer.get("static_jwks"))
+        return parse_jwks(issuer.static_jwks)
     except IssuerUnavailable:
         return {}
 
@@ -218,7 +192,6 @@ def _cached_keyset(issuer_url: str) -> dict[str, Any] | None:
 def _store_keyset(issuer_url: str, keys: dict[str, dict[str, Any]]) -> None:
     # No expiry: old keys stay usable through outages; JWKS_MAX_AGE drives refreshes instead.
     get_cache().set(_cache_key("set", issuer_url), {"keys": keys, "fetched_at": time.time()}, None)
-    forget_local_issuer(issuer_url)
 
 
 def _refresh(issuer_url: str) -> dict[str, Any] | None:
@@ -245,26 +218,20 @@ def _refresh(issuer_url: str) -> dict[str, Any] | None:
     return _cached_keyset(issuer_url)
 
 
-def get_signing_key(issuer: dict[str, Any], kid: str) -> PyJWK:
-    """The verification key ``kid`` of a trusted ``issuer`` (a cached issuer dict).
+def get_signing_key(issuer: Any, kid: str) -> PyJWK:
+    """The verification key ``kid`` of a trusted ``issuer`` (a TrustedIssuer row).
 
     Raises UnknownKey when the issuer has no such key, IssuerUnavailable when keys could not be
     obtained at all.
     """
-    url = issuer["url"]
-    if issuer.get("key_source") == "static":
+    url = issuer.url
+    if issuer.key_source == "static":
         keys = _static_keys(issuer)
         if kid not in keys:
             raise UnknownKey(kid)
-        return _to_pyjwk(url, kid, keys[kid])
+        return _to_pyjwk(kid, keys[kid])
 
-    prefetch = keyset_prefetch.get()
-    if prefetch is not None and prefetch.get("issuer") is issuer:
-        # Read together with the issuer entry by this verification (cache.get_issuer).
-        keyset = prefetch.pop("keyset", None)
-        prefetch.clear()
-    else:
-        keyset = _cached_keyset(url)
+    keyset = _cached_keyset(url)
     keys: dict[str, dict[str, Any]] = keyset["keys"] if keyset else {}
     stale = keyset is None or time.time() - keyset.get("fetched_at", 0) > tp_settings.JWKS_MAX_AGE
     if kid not in keys or stale:
@@ -276,13 +243,11 @@ def get_signing_key(issuer: dict[str, Any], kid: str) -> PyJWK:
             fresh = None  # keep serving the keys we have
         if fresh is not None:
             keys = fresh["keys"]
-            # This process's copy of the issuer holds the old key set: reread it next time.
-            forget_local_issuer(url)
         elif not keys:
             raise IssuerUnavailable("issuer keys are not available yet; retry shortly")
     if kid not in keys:
         raise UnknownKey(kid)
-    return _to_pyjwk(url, kid, keys[kid])
+    return _to_pyjwk(kid, keys[kid])
 
 
 def refresh_issuer_keys(issuer: Any) -> list[str]:
@@ -304,4 +269,3 @@ def refresh_issuer_keys(issuer: Any) -> list[str]:
 def forget_issuer_keys(issuer_url: str) -> None:
     cache = get_cache()
     cache.delete_many([_cache_key("set", issuer_url), _cache_key("gate", issuer_url)])
-    forget_local_issuer(issuer_url)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
-# PEP 508 / core metadata: letters, digits, and . _ - inside; must start and end alphanumeric.
-_VALID_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+# PEP 508 / core metadata: ASCII letters, digits, and . _ - inside; must start and end with a
+# letter or digit. Spelled out, not re.IGNORECASE: that also matches U+0130, U+0131, U+017F and
+# the Kelvin sign U+212A, look-alikes that would normalise onto ASCII names.
+_VALID_NAME = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
 _SEPARATORS = re.compile(r"[-_.]+")
 
 
@@ -15,4 +17,4 @@ def normalize_project_name(name: str) -> str:
 
 
 def is_valid_project_name(name: str) -> bool:
-    return isinstance(name, str) and len(name) <= 200 and bool(_VALID_NAME.match(name))
+    return isinstance(name, str) and len(name) <= 200 and bool(_VALID_NAME.fullmatch(name))

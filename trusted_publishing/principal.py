@@ -36,7 +36,6 @@ class PublisherPrincipal:
         claims: dict[str, Any],
         single_use: bool,
         expires_at: datetime,
-        digest: str,
         issuer_url: str = "",
     ) -> None:
         self.token_id = token_id
@@ -45,7 +44,6 @@ class PublisherPrincipal:
         self.claims = dict(claims)
         self.single_use = single_use
         self.expires_at = expires_at
-        self._digest = digest
         self.issuer_url = issuer_url
 
     @property

@@ -103,7 +103,7 @@ def test_flood_of_random_kids_causes_no_refetch_within_the_cooldown(
 @pytest.mark.usefixtures("fast_keys")
 def test_concurrent_unknown_kids_share_one_fetch(idp: FaultIdP, idp_issuer: TrustedIssuer) -> None:
     """32 threads with random kids against a cold cache and a slowish issuer: one fetch."""
-    issuer = tp_cache.get_issuer(idp.url)
+    issuer = TrustedIssuer.objects.get(url=idp.url)
     assert issuer is not None
     idp.mode = "slow"
     idp.slow_seconds = 0.2
@@ -134,7 +134,7 @@ def test_concurrent_unknown_kids_share_one_fetch(idp: FaultIdP, idp_issuer: Trus
 def test_unknown_kids_refetch_at_most_once_per_cooldown(
     idp: FaultIdP, idp_issuer: TrustedIssuer
 ) -> None:
-    issuer = tp_cache.get_issuer(idp.url)
+    issuer = TrustedIssuer.objects.get(url=idp.url)
     assert issuer is not None
     tried = 0
     with override_tp_settings(JWKS_FETCH_TIMEOUT=FETCH_TIMEOUT, JWKS_REFRESH_COOLDOWN=1):

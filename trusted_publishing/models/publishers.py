@@ -18,6 +18,18 @@ from ..names import normalize_project_name
 from .issuers import Provider, TrustedIssuer
 
 
+class PublisherQuerySet(models.QuerySet["Publisher"]):
+    """A publisher's states, defined once for the exchange, uploads, admin and CLI."""
+
+    def can_mint(self) -> PublisherQuerySet:
+        """Enabled, and either ordinary or pending and not yet expired."""
+        return self.filter(enabled=True).exclude(pending_expires_at__lte=timezone.now())
+
+    def may_upload_to(self, project: str) -> PublisherQuerySet:
+        """Enabled, ordinary (not pending) and registered for ``project`` right now."""
+        return self.filter(enabled=True, pending_expires_at__isnull=True, projects__name=project)
+
+
 class Publisher(models.Model):
     provider = models.CharField(
         _("provider"), max_length=32, choices=Provider.choices, editable=False
@@ -42,6 +54,8 @@ class Publisher(models.Model):
         verbose_name=_("created by"),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    objects = PublisherQuerySet.as_manager()
 
     provider_id: ClassVar[str] = ""
 
@@ -100,6 +114,22 @@ class Publisher(models.Model):
     @property
     def pending_expired(self) -> bool:
         return self.pending_expires_at is not None and self.pending_expires_at <= timezone.now()
+
+    @property
+    def can_mint(self) -> bool:
+        """The instance form of :meth:`PublisherQuerySet.can_mint`."""
+        return self.enabled and not self.pending_expired
+
+    def upload_refusal(self, project: str) -> str:
+        """Why this publisher may not upload to ``project`` now ("" if it may); the instance
+        form of :meth:`PublisherQuerySet.may_upload_to`."""
+        if not self.enabled:
+            return "the token's publisher is disabled"
+        if self.is_pending:
+            return "the token's publisher is still pending"
+        if not self.projects.filter(name=project).exists():
+            return f"the publisher is no longer registered for project {project!r}"
+        return ""
 
     def project_names(self) -> list[str]:
         return sorted(p.name for p in self.projects.all())

@@ -10,7 +10,10 @@ from .publishers import Publisher
 
 
 class IssuedTokenQuerySet(models.QuerySet["IssuedToken"]):
+    """A token's states, defined once (``state`` below is the same rule for one row)."""
+
     def live(self) -> IssuedTokenQuerySet:
+        """Not revoked, not expired, and not a single-use token already used."""
         return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).exclude(
             single_use=True, used_at__isnull=False
         )
@@ -64,6 +67,7 @@ class IssuedToken(models.Model):
 
     @property
     def state(self) -> str:
+        """"live", "revoked", "used" or "expired" (live is exactly ``objects.live()``)."""
         now = timezone.now()
         if self.revoked_at is not None:
             return "revoked"
@@ -72,6 +76,10 @@ class IssuedToken(models.Model):
         if self.expires_at <= now:
             return "expired"
         return "live"
+
+    @property
+    def is_live(self) -> bool:
+        return self.state == "live"
 
     @property
     def features(self) -> list[str]:

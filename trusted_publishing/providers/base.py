@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from ..models import Publisher
+from ..models import Publisher, TrustedIssuer
 
 
 class ClaimMismatch(Exception):
@@ -27,7 +27,7 @@ class ClaimMismatch(Exception):
         self.message = message
 
 
-Check = Callable[[Any, dict[str, Any], dict[str, Any]], None]
+Check = Callable[[Any, dict[str, Any], TrustedIssuer], None]
 
 
 def claim_str(claims: dict[str, Any], name: str) -> str:
@@ -52,6 +52,21 @@ def bind_or_compare(publisher: Any, field: str, claims: dict[str, Any], claim: s
         )
 
 
+def ref_after(value: str, expected_path: str, filename: str) -> str | None:
+    """The ref in ``<expected_path>@<ref>`` (a workflow or CI config reference), or None when
+    ``value`` names another file. The path compares case-insensitively (owners and repositories
+    do), the file name exactly. Never split at the last ``@``: refs may contain one
+    (``refs/tags/widgets@1.2.3``)."""
+    path, rest = value[: len(expected_path)], value[len(expected_path) :]
+    if (
+        path.lower() != expected_path.lower()
+        or not path.endswith(filename)
+        or not rest.startswith("@")
+    ):
+        return None
+    return rest[1:]
+
+
 def require_environment(
     publisher: Any, claims: dict[str, Any], provider_name: str, *, case_sensitive: bool
 ) -> None:
@@ -68,12 +83,21 @@ def require_environment(
     matches = (
         environment == publisher.environment
         if case_sensitive
-        else environment.lower() == publisher.environment.lower()
+        else ascii_lower(environment) == ascii_lower(publisher.environment)
     )
     if not matches:
         raise ClaimMismatch(
             "environment", f"environment {environment!r} is not {publisher.environment!r}"
         )
+
+
+def ascii_lower(value: str) -> str:
+    """Lower-case ASCII letters only: ``str.lower`` would also fold look-alikes such as the
+    Kelvin sign onto "k", so "p\u212ag" would equal "pkg"."""
+    return value.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 class ProviderRules:
@@ -107,7 +131,7 @@ class ProviderRules:
         """Higher wins when several publishers match (constrained before unconstrained)."""
         return 0
 
-    def verify(self, publisher: Any, claims: dict[str, Any], issuer: dict[str, Any]) -> None:
+    def verify(self, publisher: Any, claims: dict[str, Any], issuer: TrustedIssuer) -> None:
         for _name, check in self.checks:
             check(publisher, claims, issuer)
 

@@ -9,11 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from ..conf import tp_settings
-from ..models import GitHubPublisher, Provider
-from .base import ClaimMismatch, ProviderRules, bind_or_compare, claim_str, require_environment
+from ..models import GitHubPublisher, Provider, TrustedIssuer
+from .base import (
+    ClaimMismatch,
+    ProviderRules,
+    bind_or_compare,
+    claim_str,
+    ref_after,
+    require_environment,
+)
 
 
-def check_repository(publisher: GitHubPublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_repository(
+    publisher: GitHubPublisher, claims: dict[str, Any], issuer: TrustedIssuer
+) -> None:
     repository = claim_str(claims, "repository")
     if repository.lower() != publisher.repository.lower():
         raise ClaimMismatch(
@@ -23,7 +32,7 @@ def check_repository(publisher: GitHubPublisher, claims: dict[str, Any], issuer:
 
 
 def check_repository_owner(
-    publisher: GitHubPublisher, claims: dict[str, Any], issuer: dict
+    publisher: GitHubPublisher, claims: dict[str, Any], issuer: TrustedIssuer
 ) -> None:
     owner = claim_str(claims, "repository_owner")
     if owner.lower() != publisher.repository_owner.lower():
@@ -33,27 +42,27 @@ def check_repository_owner(
 
 
 def check_repository_owner_id(
-    publisher: GitHubPublisher, claims: dict[str, Any], issuer: dict
+    publisher: GitHubPublisher, claims: dict[str, Any], issuer: TrustedIssuer
 ) -> None:
     bind_or_compare(publisher, "repository_owner_id", claims, "repository_owner_id")
 
 
-def check_repository_id(publisher: GitHubPublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_repository_id(
+    publisher: GitHubPublisher, claims: dict[str, Any], issuer: TrustedIssuer
+) -> None:
     bind_or_compare(publisher, "repository_id", claims, "repository_id")
 
 
-def check_workflow(publisher: GitHubPublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_workflow(
+    publisher: GitHubPublisher, claims: dict[str, Any], issuer: TrustedIssuer
+) -> None:
     """`job_workflow_ref` must name the registered workflow file *in the publisher's repository*,
     at the ref or commit that triggered the run. A reusable workflow from another repository
     therefore never matches."""
     job_workflow_ref = claim_str(claims, "job_workflow_ref")
-    path, sep, at = job_workflow_ref.rpartition("@")
     expected_path = f"{publisher.repository}/.github/workflows/{publisher.workflow_filename}"
-    if (
-        not sep
-        or path.lower() != expected_path.lower()
-        or not path.endswith("/" + publisher.workflow_filename)
-    ):
+    at = ref_after(job_workflow_ref, expected_path, "/" + publisher.workflow_filename)
+    if at is None:
         raise ClaimMismatch(
             "job_workflow_ref",
             f"workflow {job_workflow_ref!r} is not {expected_path!r}",
@@ -66,7 +75,7 @@ def check_workflow(publisher: GitHubPublisher, claims: dict[str, Any], issuer: d
         )
 
 
-def check_event(publisher: GitHubPublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_event(publisher: GitHubPublisher, claims: dict[str, Any], issuer: TrustedIssuer) -> None:
     event = claim_str(claims, "event_name")
     if event in tp_settings.GITHUB_DENIED_EVENTS:
         raise ClaimMismatch(
@@ -76,7 +85,9 @@ def check_event(publisher: GitHubPublisher, claims: dict[str, Any], issuer: dict
         )
 
 
-def check_environment(publisher: GitHubPublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_environment(
+    publisher: GitHubPublisher, claims: dict[str, Any], issuer: TrustedIssuer
+) -> None:
     # GitHub environment names are case-insensitive.
     require_environment(publisher, claims, "GitHub", case_sensitive=False)
 

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import GitLabPublisher, Provider
-from .base import ClaimMismatch, ProviderRules, bind_or_compare, claim_str, require_environment
+from ..models import GitLabPublisher, Provider, TrustedIssuer
+from .base import (
+    ClaimMismatch,
+    ProviderRules,
+    bind_or_compare,
+    claim_str,
+    ref_after,
+    require_environment,
+)
 
 
-def _issuer_host(issuer: dict) -> str:
-    return issuer["url"].split("://", 1)[-1].rstrip("/")
+def _issuer_host(issuer: TrustedIssuer) -> str:
+    return issuer.url.split("://", 1)[-1].rstrip("/")
 
 
-def check_project_path(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_project_path(
+    publisher: GitLabPublisher, claims: dict[str, Any], issuer: TrustedIssuer
+) -> None:
     project_path = claim_str(claims, "project_path")
     if project_path.lower() != publisher.project_path.lower():
         raise ClaimMismatch(
@@ -20,7 +29,7 @@ def check_project_path(publisher: GitLabPublisher, claims: dict[str, Any], issue
         )
 
 
-def check_sub(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_sub(publisher: GitLabPublisher, claims: dict[str, Any], issuer: TrustedIssuer) -> None:
     # Only the `project_path:<path>` prefix is stable: projects may customise the rest.
     sub = claim_str(claims, "sub")
     prefix = ":".join(sub.split(":")[:2])
@@ -28,14 +37,15 @@ def check_sub(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) 
         raise ClaimMismatch("sub", f"subject does not name project {publisher.project_path!r}")
 
 
-def check_ci_config(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_ci_config(
+    publisher: GitLabPublisher, claims: dict[str, Any], issuer: TrustedIssuer
+) -> None:
     """`ci_config_ref_uri` is `<host>/<project path>//<config file>@<ref_path or sha>`; the host
     must be the issuer's own (the config may otherwise come from a remote URL)."""
     uri = claim_str(claims, "ci_config_ref_uri")
-    location, sep, at = uri.rpartition("@")
     expected = f"{_issuer_host(issuer)}/{publisher.project_path}//{publisher.workflow_filepath}"
-    _head, _, filepath = location.partition("//")
-    if not sep or location.lower() != expected.lower() or filepath != publisher.workflow_filepath:
+    at = ref_after(uri, expected, "//" + publisher.workflow_filepath)
+    if at is None:
         raise ClaimMismatch("ci_config_ref_uri", f"CI config {uri!r} is not {expected!r}")
     ref_path = claim_str(claims, "ref_path")
     sha = claim_str(claims, "sha")
@@ -45,15 +55,21 @@ def check_ci_config(publisher: GitLabPublisher, claims: dict[str, Any], issuer: 
         )
 
 
-def check_namespace_id(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_namespace_id(
+    publisher: GitLabPublisher, claims: dict[str, Any], issuer: TrustedIssuer
+) -> None:
     bind_or_compare(publisher, "namespace_id", claims, "namespace_id")
 
 
-def check_project_id(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_project_id(
+    publisher: GitLabPublisher, claims: dict[str, Any], issuer: TrustedIssuer
+) -> None:
     bind_or_compare(publisher, "project_id", claims, "project_id")
 
 
-def check_fork_pipeline(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_fork_pipeline(
+    publisher: GitLabPublisher, claims: dict[str, Any], issuer: TrustedIssuer
+) -> None:
     # A merge-request pipeline from a fork runs in the parent project: job_project_id then names
     # the parent while project_id names the fork. Only pipelines of the project itself publish.
     job_project_id = claims.get("job_project_id")
@@ -64,7 +80,9 @@ def check_fork_pipeline(publisher: GitLabPublisher, claims: dict[str, Any], issu
         )
 
 
-def check_environment(publisher: GitLabPublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_environment(
+    publisher: GitLabPublisher, claims: dict[str, Any], issuer: TrustedIssuer
+) -> None:
     # GitLab environments are case-sensitive.
     require_environment(publisher, claims, "GitLab", case_sensitive=True)
 

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import GooglePublisher, Provider
+from ..models import GooglePublisher, Provider, TrustedIssuer
 from .base import ClaimMismatch, ProviderRules, claim_str
 
 
-def check_email(publisher: GooglePublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_email(publisher: GooglePublisher, claims: dict[str, Any], issuer: TrustedIssuer) -> None:
     email = claim_str(claims, "email")
     if email.lower() != publisher.email.lower():
         raise ClaimMismatch("email", f"service account {email!r} is not {publisher.email!r}")
 
 
-def check_email_verified(publisher: GooglePublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_email_verified(
+    publisher: GooglePublisher, claims: dict[str, Any], issuer: TrustedIssuer
+) -> None:
     if claims.get("email_verified") is not True:
         raise ClaimMismatch("email_verified", "the token's e-mail address is not verified")
 
 
-def check_sub(publisher: GooglePublisher, claims: dict[str, Any], issuer: dict) -> None:
+def check_sub(publisher: GooglePublisher, claims: dict[str, Any], issuer: TrustedIssuer) -> None:
     # A service account deleted and re-created with the same e-mail gets a new unique id (sub).
     if publisher.sub and claims.get("sub") != publisher.sub:
         raise ClaimMismatch("sub", "service account unique id (sub) does not match")
