@@ -11,5 +11,5 @@ class TrustedPublishingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the system checks.
-        from . import checks  # noqa: F401
+        # Registers the system checks and the receivers that revoke tokens on disable/removal.
+        from . import checks, receivers  # noqa: F401

@@ -30,7 +30,7 @@ from . import signals
 from .conf import is_enabled, tp_settings
 from .errors import ErrorCode, TrustedPublishingError
 from .integration import get_integration
-from .models import AuditEvent, IssuedToken, Publisher, UsedIdentityToken
+from .models import AuditEvent, CreatedProject, IssuedToken, Publisher, UsedIdentityToken
 from .models.events import without_nul
 from .providers import ClaimMismatch, get_rules
 from .providers.base import safe_claims
@@ -317,6 +317,32 @@ def _bind_ids(publisher: Publisher, bindings: dict[str, str]) -> list[str]:
     return list(bindings)
 
 
+def _claim_creation(publisher: Publisher, name: str) -> None:
+    """Record that ``publisher`` creates project ``name``, or refuse.
+
+    The unique insert makes concurrent first exchanges of two pending publishers for one name
+    wait for each other: the second fails once the first commits. A name whose earlier creation
+    the host no longer knows (the project was deleted) may be created again: its row is locked
+    and handed over, so that too happens once.
+    """
+    try:
+        with transaction.atomic():
+            CreatedProject.objects.create(name=name, publisher=publisher)
+        return
+    except IntegrityError:
+        pass
+    earlier = CreatedProject.objects.select_for_update().get(name=name)
+    if get_integration().project_exists(name):
+        raise TrustedPublishingError(
+            ErrorCode.INVALID_PENDING_PUBLISHER,
+            f"valid token, but project {name!r} was already created by another publisher; a "
+            "pending publisher cannot take over an existing project",
+            publisher=publisher,
+        )
+    earlier.publisher = publisher
+    earlier.save(update_fields=["publisher"])
+
+
 def _reify(publisher: Publisher, issuer_url: str) -> list[str]:
     """First exchange of a pending publisher: create its projects, make it ordinary.
 
@@ -336,6 +362,7 @@ def _reify(publisher: Publisher, issuer_url: str) -> list[str]:
     integration = get_integration()
     names = publisher.project_names()
     for name in names:
+        _claim_creation(publisher, name)
         if integration.project_exists(name):
             raise TrustedPublishingError(
                 ErrorCode.INVALID_PENDING_PUBLISHER,

@@ -126,3 +126,30 @@ def test_revoked_token_is_refused_by_the_next_upload_in_every_worker(
         f"File.objects.filter(release__project__normalized_name={project!r}).count()"
     )
     assert files == N
+
+
+def test_reenabling_a_publisher_does_not_revive_its_old_tokens(race_index: RaceIndex) -> None:
+    repository, project = race_index.publisher()
+    session = race_index.session()
+    minted = _mint(race_index, session, race_index.jwt(repository), features=["multi-use-token"])
+    assert minted.status_code == 200, minted.text
+    token = minted.json()["token"]
+    record_secret(token, "minted token")
+    assert race_index.upload(session, token, project, "1.0").status_code == 200
+
+    for enabled in (False, True):
+        _execute(
+            race_index,
+            "from trusted_publishing.models import GitHubPublisher\n"
+            f"p = GitHubPublisher.objects.get(repository_name={project!r})\n"
+            f"p.enabled = {enabled!r}\n"
+            "p.save(update_fields=['enabled'])\n",
+        )
+
+    again = _all_at_once(N, lambda i, s: race_index.upload(s, token, project, f"2.0.{i}"))
+    assert set(Counter(r.status_code for r in again)) <= {401, 403}
+    # The publisher itself publishes again with a new token.
+    fresh = _mint(race_index, session, race_index.jwt(repository))
+    assert fresh.status_code == 200, fresh.text
+    record_secret(fresh.json()["token"], "minted token")
+    assert race_index.upload(session, fresh.json()["token"], project, "3.0").status_code == 200

@@ -1,5 +1,6 @@
 from .events import AuditEvent
 from .issuers import KeySource, Provider, TrustedIssuer
+from .projects import CreatedProject
 from .publishers import (
     ActiveStatePublisher,
     GitHubPublisher,
@@ -14,6 +15,7 @@ from .tokens import IssuedToken
 __all__ = [
     "ActiveStatePublisher",
     "AuditEvent",
+    "CreatedProject",
     "GitHubPublisher",
     "GitLabPublisher",
     "GooglePublisher",
