@@ -49,20 +49,38 @@ DEFAULTS: dict[str, Any] = {
     # shared by all worker processes (Redis, Memcached, database) in production.
     "CACHE_ALIAS": "default",
     # Key fetching: per-request timeout (s), largest accepted document (bytes), minimum time
-    # between two refetches of one issuer's keys (s), and the age after which keys are refreshed
-    # even without an unknown key id (s), so keys an issuer withdrew stop verifying.
+    # between two refetches of one issuer's keys (s; after a successful fetch at most 10 s, so a
+    # new key is picked up within 10 s), and the age after which keys are refreshed even without
+    # an unknown key id (s), so keys an issuer withdrew stop verifying.
     "JWKS_FETCH_TIMEOUT": 5.0,
     "JWKS_MAX_BYTES": 256 * 1024,
     "JWKS_REFRESH_COOLDOWN": 60,
     "JWKS_MAX_AGE": 3600,
-    # CA bundle for fetching issuer keys (None: the system default).
+    # CA bundle for fetching issuer keys (None: the environment's CA variables if
+    # JWKS_TRUST_ENV, else the bundle requests ships with). Wins over the environment.
     "JWKS_CA_BUNDLE": None,
+    # Key fetching honours HTTPS_PROXY/ALL_PROXY/NO_PROXY and REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
+    # SSL_CERT_FILE, SSL_CERT_DIR (an egress proxy, a corporate CA). False ignores them.
+    "JWKS_TRUST_ENV": True,
+    # Hosts an issuer's jwks_uri may name besides the issuer's own host and port, per issuer URL:
+    # {"https://issuer.example": ["keys.example"]} ("host" = port 443, or "host:port"). Google's
+    # www.googleapis.com for https://accounts.google.com is built in.
+    "JWKS_ALLOWED_HOSTS": {},
     # Allow http:// issuers on loopback addresses (local development and tests only).
     "ALLOW_INSECURE_LOOPBACK_ISSUERS": False,
     # GitHub events that may never publish (privileged triggers that run with fork input).
     "GITHUB_DENIED_EVENTS": ["pull_request_target", "workflow_run"],
     # DRF throttle rate for the exchange endpoints, per client address (None disables).
     "EXCHANGE_RATE_LIMIT": "120/min",
+    # Rate-limit key of IPv6 clients: their address's network of this prefix length (one host
+    # usually owns a whole /64, so keying by the exact address never throttles it).
+    "EXCHANGE_RATE_LIMIT_IPV6_PREFIX": 64,
+    # Refused exchanges with no verified identity (malformed bodies, bad signatures, unknown
+    # issuers) are counted per error code and minute; only the 1st, 10th, 100th, ... of each
+    # minute is written to the audit trail, so a flood cannot fill it.
+    "AUDIT_SAMPLE_UNVERIFIED": True,
+    # Days `trusted_publishing purge` keeps audit events (None keeps them for ever).
+    "AUDIT_RETENTION_DAYS": 365,
     # Largest accepted body of the mint and burn endpoints, in bytes.
     "MAX_REQUEST_BYTES": 32 * 1024,
 }

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import signals
+from .cache import cache_key, get_cache
 from .conf import is_enabled, tp_settings
 from .errors import ErrorCode, TrustedPublishingError
 from .integration import get_integration
@@ -423,22 +424,29 @@ AUDITED_CLAIMS = (
 
 
 def record_failure(exc: TrustedPublishingError, request: HttpRequest | None) -> None:
+    """Audit a refused exchange (sampled when no verified identity came with it), log it and
+    send ``exchange_failed``."""
     claims = safe_claims(exc.claims, AUDITED_CLAIMS) if exc.claims else {}
     publisher = exc.publisher if isinstance(exc.publisher, Publisher) else None
-    try:
-        AuditEvent.objects.create(
-            kind=AuditEvent.Kind.EXCHANGE_FAILED,
-            outcome=AuditEvent.Outcome.FAILURE,
-            error_code=exc.code.value,
-            message=exc.description[:2000],
-            issuer_url=exc.issuer_url[:400],
-            publisher=publisher,
-            publisher_label=publisher.describe()[:400] if publisher else "",
-            claims=claims,
-            remote_addr=client_address(request),
-        )
-    except Exception:  # the audit trail must never turn a 4xx into a 500
-        logger.exception("could not record a failed exchange")
+    nth = 1 if claims else _unverified_refusal_number(exc.code)
+    if nth is not None:
+        message = exc.description
+        if nth > 1:
+            message = f"[{nth}th unverified refusal with this code this minute] {message}"
+        try:
+            AuditEvent.objects.create(
+                kind=AuditEvent.Kind.EXCHANGE_FAILED,
+                outcome=AuditEvent.Outcome.FAILURE,
+                error_code=exc.code.value,
+                message=message[:2000],
+                issuer_url=exc.issuer_url[:400],
+                publisher=publisher,
+                publisher_label=publisher.describe()[:400] if publisher else "",
+                claims=claims,
+                remote_addr=client_address(request),
+            )
+        except Exception:  # the audit trail must never turn a 4xx into a 500
+            logger.exception("could not record a failed exchange")
     logger.info("exchange refused: %s: %s", exc.code.value, exc.description)
     signals.exchange_failed.send(
         sender=TrustedPublishingError,
@@ -448,6 +456,21 @@ def record_failure(exc: TrustedPublishingError, request: HttpRequest | None) -> 
         claims=claims,
         request=request,
     )
+
+
+def _unverified_refusal_number(code: ErrorCode) -> int | None:
+    """Count a refusal that carries no verified identity; its number this minute if it is to be
+    written (the 1st, 10th, 100th, ...), None if it is only counted."""
+    if not tp_settings.AUDIT_SAMPLE_UNVERIFIED:
+        return 1
+    key = cache_key("refusals", f"{code.value}:{int(timezone.now().timestamp()) // 60}")
+    cache = get_cache()
+    try:
+        cache.add(key, 0, 120)
+        nth = cache.incr(key)
+    except ValueError:  # expired between add and incr: a new minute
+        return 1
+    return nth if nth > 0 and str(nth).rstrip("0") == "1" else None
 
 
 # --- revocation ---------------------------------------------------------------------------------

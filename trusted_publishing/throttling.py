@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from typing import Any
 
 from django.http import HttpRequest
@@ -40,7 +41,31 @@ class ExchangeRateThrottle(SimpleRateThrottle):
             return super().get_ident(request)
         return get_integration().client_address(getattr(request, "_request", request)) or ""
 
-    def get_cache_key(self, request: HttpRequest | Request, view: Any) -> str:
+    def get_cache_key(self, request: HttpRequest | Request, view: Any) -> str | None:
+        ident = client_bucket(self.get_ident(request))
+        if not ident:
+            # No address at all (a proxy set-up that hides it): one shared bucket would let one
+            # client lock everyone out, so such requests are not counted (see docs/settings.md).
+            return None
         # Hashed: the address may come from a header (memcached rejects long/odd keys).
-        ident = hashlib.sha256(self.get_ident(request).encode("utf-8", "replace")).hexdigest()
-        return self.cache_format % {"scope": self.scope, "ident": ident[:32]}
+        digest = hashlib.sha256(ident.encode("utf-8", "replace")).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": digest[:32]}
+
+
+def client_bucket(address: str) -> str:
+    """The rate-limit bucket of a client address: IPv4 addresses as they are, IPv6 addresses by
+    their network (``EXCHANGE_RATE_LIMIT_IPV6_PREFIX``, /64 by default: a single host usually
+    holds a whole /64, and rotating through it must not escape the limit)."""
+    address = address.strip()
+    if not address:
+        return ""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an address (a host integration's own label): as it is
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        prefix = int(tp_settings.EXCHANGE_RATE_LIMIT_IPV6_PREFIX)
+        return str(ipaddress.IPv6Network((ip, prefix), strict=False))
+    return str(ip)

@@ -117,3 +117,69 @@ def test_oversized_burn_request_is_still_202_and_burns_nothing(client: Any) -> N
         response = post_json(client, BURN, {"token": "pypi-" + "a" * 5000})
     assert response.status_code == 202
     assert not AuditEvent.objects.exists()
+
+
+# --- review round 2: address keying, audit flooding, retention --------------------------------
+@pytest.mark.django_db
+def test_rotating_through_an_ipv6_64_is_still_limited(client: Any) -> None:
+    with override_tp_settings(EXCHANGE_RATE_LIMIT="5/min"):
+        for n in range(5):
+            address = f"2001:db8:1:2::{n + 1:x}"
+            assert (
+                post_json(client, MINT, {"token": "x.y.z"}, REMOTE_ADDR=address).status_code == 422
+            )
+        # A fresh address in the same /64: same bucket.
+        _assert_rate_limited(
+            post_json(client, MINT, {"token": "x.y.z"}, REMOTE_ADDR="2001:db8:1:2:dead:beef::9")
+        )
+        # Another /64 has its own budget.
+        other = post_json(client, MINT, {"token": "x.y.z"}, REMOTE_ADDR="2001:db8:1:3::1")
+        assert other.status_code == 422
+    count("hostile tokens tried", 7)
+
+
+@pytest.mark.django_db
+def test_the_ipv6_prefix_is_configurable(client: Any) -> None:
+    with override_tp_settings(EXCHANGE_RATE_LIMIT="2/min", EXCHANGE_RATE_LIMIT_IPV6_PREFIX=128):
+        for n in range(4):
+            address = f"2001:db8::{n + 1:x}"
+            assert (
+                post_json(client, MINT, {"token": "x.y.z"}, REMOTE_ADDR=address).status_code == 422
+            )
+
+
+@pytest.mark.django_db
+def test_clients_without_an_address_do_not_share_one_bucket(client: Any) -> None:
+    with override_tp_settings(EXCHANGE_RATE_LIMIT="2/min"):
+        for _ in range(5):
+            response = post_json(client, MINT, {"token": "x.y.z"}, REMOTE_ADDR="")
+            assert response.status_code == 422, response.content
+        # Clients with an address are still limited.
+        for _ in range(2):
+            post_json(client, MINT, {"token": "x.y.z"}, REMOTE_ADDR="192.0.2.50")
+        _assert_rate_limited(post_json(client, MINT, {"token": "x.y.z"}, REMOTE_ADDR="192.0.2.50"))
+
+
+@pytest.mark.django_db
+def test_a_flood_of_unverified_refusals_is_sampled_not_written_row_by_row(client: Any) -> None:
+    with override_tp_settings(EXCHANGE_RATE_LIMIT=None):
+        for _ in range(120):
+            assert client.post(MINT, data=b"not json", content_type="text/plain").status_code == 422
+    count("fuzzed requests", 120)
+    rows = list(AuditEvent.objects.filter(kind="exchange.failed").order_by("pk"))
+    # The 1st, 10th and 100th of the minute (a minute boundary during the loop adds a few).
+    assert 3 <= len(rows) <= 6, [r.message for r in rows]
+    assert {r.error_code for r in rows} == {"invalid-payload"}
+    assert any(r.message.startswith("[100th unverified refusal") for r in rows)
+
+
+@pytest.mark.django_db
+def test_refusals_of_verified_tokens_are_always_written(
+    client: Any, github_issuer: Any, github_publisher: Any
+) -> None:
+    claims = github_issuer.github_claims(repository="acme/other")
+    with override_tp_settings(EXCHANGE_RATE_LIMIT=None):
+        for n in range(15):
+            jwt = github_issuer.sign({**claims, "jti": f"j{n}"})
+            assert post_json(client, MINT, {"token": jwt}).status_code == 422
+    assert AuditEvent.objects.filter(error_code="invalid-publisher").count() == 15

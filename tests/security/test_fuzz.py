@@ -72,6 +72,15 @@ content_types = st.sampled_from(
 )
 
 
+@pytest.fixture(autouse=True)
+def _audit_every_refusal() -> Any:
+    """Every refusal's own audit row is asserted here: no sampling (its test is elsewhere)."""
+    from trusted_publishing.conf import override_tp_settings
+
+    with override_tp_settings(AUDIT_SAMPLE_UNVERIFIED=False):
+        yield
+
+
 def _assert_problem(response: Any, statuses: set[int]) -> None:
     assert response.status_code in statuses, response.content[:300]
     assert response["Content-Type"] == "application/problem+json"
