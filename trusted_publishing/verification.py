@@ -12,6 +12,8 @@ What PyJWT does not do is added here, each as one small check:
 * asymmetric algorithms only (a symmetric one would turn a published key into a secret);
 * RSA keys of at least 2048 bits (PyJWT 2.10 cannot enforce a minimum);
 * ``jku``, ``x5u``, ``jwk`` and ``x5c`` headers are never read: keys only come from the issuer;
+* one spelling per token: unpadded, canonical base64url (older PyJWT accepts any spelling of
+  the signature);
 * ``crit`` headers are refused (RFC 7515 §4.1.11: no identity provider sets one);
 * time claims must be numbers within what a database can hold (PyJWT converts with ``int()``,
   which turns ``1e400`` into an error and accepts ``NaN``-like values), and no string may hold an
@@ -20,6 +22,8 @@ What PyJWT does not do is added here, each as one small check:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass
@@ -82,6 +86,16 @@ def _storable(value: dict[str, Any]) -> bool:
     return True
 
 
+def _canonical(segment: str) -> bool:
+    """True if ``segment`` is the one base64url spelling of the bytes it decodes to (the unused
+    low bits of its last character are zero)."""
+    try:
+        decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (ValueError, binascii.Error):
+        return False
+    return base64.urlsafe_b64encode(decoded).rstrip(b"=").decode("ascii") == segment
+
+
 def read_unverified(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The token's header and claims, *not verified*: only to choose the issuer and the key."""
     if not isinstance(raw, str) or not raw:
@@ -92,6 +106,9 @@ def read_unverified(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         raise _malformed("token too long")
     if not _COMPACT_JWS.fullmatch(raw):
         raise _malformed("expected three base64url segments")
+    if not _canonical(raw.rsplit(".", 1)[1]):
+        # One token, one spelling (PyJWT before 2.11 decodes any spelling of the signature).
+        raise _malformed("non-canonical base64url signature")
     try:
         header = jwt.get_unverified_header(raw)
         claims = jwt.decode(raw, options={"verify_signature": False})
