@@ -232,13 +232,10 @@ def _mint(
             )
             if publisher.is_pending:
                 reified = _reify(publisher, issuer.url)
-            changed = _bind_ids(publisher, rules.bindings(publisher, claims))
+            bindings = rules.bindings(publisher, claims)
             last = publisher.last_used_at
-            if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION:
-                publisher.last_used_at = now
-                changed.append("last_used_at")
-            if changed:
-                publisher.save(update_fields=changed)
+            if bindings or last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION:
+                _update_publisher(publisher, bindings, now)
             issued = IssuedToken.objects.create(
                 digest=hash_token(token),
                 publisher=publisher,
@@ -292,30 +289,36 @@ def _mint(
     return MintResult(token=token, expires=int(issued.expires_at.timestamp()), issued=issued)
 
 
-def _bind_ids(publisher: Publisher, bindings: dict[str, str]) -> list[str]:
-    """Bind immutable ids on first use, only while they are still unbound; the fields to save.
+def _update_publisher(publisher: Publisher, bindings: dict[str, str], now: datetime) -> None:
+    """Bind immutable ids on first use and stamp "last used", with the publisher row locked.
 
-    Two concurrent "first" exchanges can both have passed the checks against the unbound row;
-    the conditional update lets exactly one bind, and the other is refused unless it carries the
-    very same ids (a resurrected account racing the real one cannot overwrite the binding).
+    The base row is always locked first (here, and by ``_reify``), so concurrent exchanges of
+    one publisher queue on it instead of deadlocking over its two tables. Under the lock the ids
+    are re-read: of two concurrent "first" exchanges only one binds, and the other is refused
+    unless it carries the very same ids (a resurrected account racing the real one cannot
+    overwrite the binding).
     """
-    if not bindings:
-        return []
-    model = type(publisher)
-    unbound = {name: "" for name in bindings}
-    if not model.objects.filter(pk=publisher.pk, **unbound).update(**bindings):
-        current = model.objects.filter(pk=publisher.pk).values(*bindings).first()
-        if current is None or any(current[name] != value for name, value in bindings.items()):
+    locked = Publisher.objects.select_for_update().filter(pk=publisher.pk)
+    last_used = locked.values_list("last_used_at", flat=True).first()
+    changed: list[str] = []
+    if bindings:
+        current = type(publisher).objects.filter(pk=publisher.pk).values(*bindings).first() or {}
+        if any(current.get(name) and current[name] != value for name, value in bindings.items()):
             raise TrustedPublishingError(
                 ErrorCode.INVALID_PUBLISHER,
                 "valid token, but a concurrent exchange bound this publisher to different "
                 f"immutable ids ({', '.join(sorted(bindings))}); refusing",
                 publisher=publisher,
             )
-    for name, value in bindings.items():
-        setattr(publisher, name, value)
-    # Saved again with the publisher (same values), so post_save receivers see the binding.
-    return list(bindings)
+        for name, value in bindings.items():
+            setattr(publisher, name, value)
+            if not current.get(name):
+                changed.append(name)
+    if last_used is None or (now - last_used).total_seconds() > LAST_USED_RESOLUTION:
+        publisher.last_used_at = now
+        changed.append("last_used_at")
+    if changed:
+        publisher.save(update_fields=changed)
 
 
 def _claim_creation(publisher: Publisher, name: str) -> None:

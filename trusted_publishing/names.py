@@ -16,5 +16,14 @@ def normalize_project_name(name: str) -> str:
     return _SEPARATORS.sub("-", name).lower()
 
 
+def ascii_lower(value: str) -> str:
+    """Lower-case ASCII letters only: ``str.lower`` would also fold look-alikes such as the
+    Kelvin sign onto "k", so "p\u212ag" would equal "pkg"."""
+    return value.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def is_valid_project_name(name: str) -> bool:
     return isinstance(name, str) and len(name) <= 200 and bool(_VALID_NAME.fullmatch(name))
