@@ -11,10 +11,6 @@ from django.utils import timezone
 
 from trusted_publishing.conf import override_tp_settings
 from trusted_publishing.forms import (
-    ActiveStatePublisherForm,
-    GitHubPublisherForm,
-    GitLabPublisherForm,
-    GooglePublisherForm,
     PublisherProjectForm,
     PublisherProjectFormSet,
     TrustedIssuerForm,
@@ -27,6 +23,10 @@ from trusted_publishing.models import (
     PublisherProject,
     TrustedIssuer,
 )
+from trusted_publishing.providers.activestate import ActiveStatePublisherForm
+from trusted_publishing.providers.github import GitHubPublisherForm
+from trusted_publishing.providers.gitlab import GitLabPublisherForm
+from trusted_publishing.providers.google import GooglePublisherForm
 from trusted_publishing.testing import TestIssuer
 
 pytestmark = pytest.mark.django_db

@@ -33,34 +33,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .errors import ErrorCode
-from .forms import (
-    ActiveStatePublisherForm,
-    GitHubPublisherForm,
-    GitLabPublisherForm,
-    GooglePublisherForm,
-    PublisherProjectForm,
-    PublisherProjectFormSet,
-    TrustedIssuerForm,
-)
-from .models import (
-    ActiveStatePublisher,
-    AuditEvent,
-    GitHubPublisher,
-    GitLabPublisher,
-    GooglePublisher,
-    IssuedToken,
-    Publisher,
-    PublisherProject,
-    TrustedIssuer,
-)
+from .forms import PublisherProjectForm, PublisherProjectFormSet, TrustedIssuerForm
+from .models import AuditEvent, IssuedToken, Publisher, PublisherProject, TrustedIssuer
+from .providers import PROVIDERS, Column, ProviderSpec, publisher_relations
 
 REVOKE_PERMISSION = "trusted_publishing.revoke_issuedtoken"
-PUBLISHER_CHILDREN = (
-    "githubpublisher",
-    "gitlabpublisher",
-    "googlepublisher",
-    "activestatepublisher",
-)
 
 
 # --- shared helpers -----------------------------------------------------------------------------
@@ -409,7 +386,8 @@ class PublisherAdminBase(admin.ModelAdmin):
 
 
 class ProviderPublisherAdmin(PublisherAdminBase):
-    """Base of the four per-provider screens (form, inline projects, bound ids)."""
+    """Base of the per-provider screens (form, inline projects, bound ids); see
+    :func:`provider_admin`."""
 
     inlines = [PublisherProjectInline]
     identity_fields: list[str] = []
@@ -459,67 +437,35 @@ class ProviderPublisherAdmin(PublisherAdminBase):
         super().save_model(request, obj, form, change)
 
 
-class GitHubPublisherAdmin(ProviderPublisherAdmin):
-    form = GitHubPublisherForm
-    identity_fields = ["repository_owner", "repository_name", "workflow_filename", "environment"]
-    bound_fields = ["repository_owner_id", "repository_id"]
-    list_display = [
-        "repository",
-        "workflow_filename",
-        "environment",
-        "projects_list",
-        "state",
-        "last_used_at",
-        "live_token_count",
-    ]
-    search_fields = ["subject", "workflow_filename", "projects__name"]
-
-    @admin.display(description=_("repository"), ordering="subject")
-    def repository(self, obj: GitHubPublisher) -> str:
-        return obj.repository
+#: Columns every provider's changelist ends with.
+PROVIDER_LIST_TAIL = ["projects_list", "state", "last_used_at", "live_token_count"]
 
 
-class GitLabPublisherAdmin(ProviderPublisherAdmin):
-    form = GitLabPublisherForm
-    identity_fields = ["namespace", "project", "workflow_filepath", "environment"]
-    bound_fields = ["namespace_id", "project_id"]
-    list_display = [
-        "project_path",
-        "workflow_filepath",
-        "environment",
-        "issuer_name",
-        "projects_list",
-        "state",
-        "last_used_at",
-        "live_token_count",
-    ]
-    search_fields = ["subject", "workflow_filepath", "projects__name"]
+def _column(column: Column) -> Any:
+    """A changelist column showing a model property (e.g. a repository's owner/name)."""
 
-    @admin.display(description=_("project path"), ordering="subject")
-    def project_path(self, obj: GitLabPublisher) -> str:
-        return obj.project_path
+    @admin.display(description=column.description, ordering=column.ordering)
+    def show(self: admin.ModelAdmin, obj: Publisher) -> Any:
+        return getattr(obj, column.name)
+
+    show.__name__ = column.name
+    return show
 
 
-class GooglePublisherAdmin(ProviderPublisherAdmin):
-    form = GooglePublisherForm
-    identity_fields = ["email", "sub"]
-    list_display = ["email", "sub", "projects_list", "state", "last_used_at", "live_token_count"]
-    search_fields = ["subject", "sub", "projects__name"]
-
-
-class ActiveStatePublisherAdmin(ProviderPublisherAdmin):
-    form = ActiveStatePublisherForm
-    identity_fields = ["organization", "activestate_project_name", "actor", "actor_id"]
-    list_display = [
-        "organization",
-        "activestate_project_name",
-        "actor_id",
-        "projects_list",
-        "state",
-        "last_used_at",
-        "live_token_count",
-    ]
-    search_fields = ["subject", "actor_id", "projects__name"]
+def provider_admin(provider: ProviderSpec) -> type[ProviderPublisherAdmin]:
+    """The admin screen of one provider, built from its registry entry."""
+    columns = [c.name if isinstance(c, Column) else c for c in provider.admin_columns]
+    displays = {c.name: _column(c) for c in provider.admin_columns if isinstance(c, Column)}
+    attrs: dict[str, Any] = {
+        "__module__": __name__,
+        "form": provider.form,
+        "identity_fields": list(provider.identity_fields),
+        "bound_fields": list(provider.bound_fields),
+        "list_display": [*columns, *PROVIDER_LIST_TAIL],
+        "search_fields": ["subject", *provider.admin_search, "projects__name"],
+        **displays,
+    }
+    return type(f"{provider.model.__name__}Admin", (ProviderPublisherAdmin,), attrs)
 
 
 class PublisherAdmin(PublisherAdminBase):
@@ -541,7 +487,7 @@ class PublisherAdmin(PublisherAdminBase):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # The child rows come in the same query, so describing a row costs nothing extra.
-        return super().get_queryset(request).select_related(*PUBLISHER_CHILDREN)
+        return super().get_queryset(request).select_related(*publisher_relations())
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -826,10 +772,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 ADMIN_CLASSES: dict[type, type[admin.ModelAdmin]] = {
     TrustedIssuer: TrustedIssuerAdmin,
     Publisher: PublisherAdmin,
-    GitHubPublisher: GitHubPublisherAdmin,
-    GitLabPublisher: GitLabPublisherAdmin,
-    GooglePublisher: GooglePublisherAdmin,
-    ActiveStatePublisher: ActiveStatePublisherAdmin,
+    **{provider.model: provider_admin(provider) for provider in PROVIDERS.values()},
     IssuedToken: IssuedTokenAdmin,
     AuditEvent: AuditEventAdmin,
 }

@@ -19,8 +19,8 @@ from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from .conf import tp_settings
 from .forms import (
-    PUBLISHER_FORMS,
     TrustedIssuerForm,
     clean_project_name,
     default_issuer,
@@ -31,19 +31,16 @@ from .models import (
     AuditEvent,
     IssuedToken,
     KeySource,
-    Provider,
     Publisher,
     TrustedIssuer,
     UsedIdentityToken,
 )
+from .providers import PROVIDERS, CliOption, Split, publisher_relations
 
 ADD_ISSUER_HINT = "add it with `trusted_publishing add-issuer` or in admin → Trusted issuers"
-PUBLISHER_CHILDREN = (
-    "githubpublisher",
-    "gitlabpublisher",
-    "googlepublisher",
-    "activestatepublisher",
-)
+
+#: Rows deleted per transaction by `purge`.
+PURGE_BATCH_SIZE = 1000
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -167,51 +164,38 @@ def refresh_keys(url: str) -> dict[str, Any]:
 
 
 # --- publishers ---------------------------------------------------------------------------------
-def _split(value: str, what: str, example: str, *, last: bool = False) -> tuple[str, str]:
-    value = (value or "").strip().strip("/")
+def provider_options() -> list[CliOption]:
+    """Every provider's ``add-publisher`` options, each name once (providers may share one)."""
+    options: dict[str, CliOption] = {}
+    for provider in PROVIDERS.values():
+        for option in provider.cli_options:
+            options.setdefault(option.name, option)
+    return list(options.values())
+
+
+def _split(value: str, option: str, split: Split) -> dict[str, str]:
+    value = value.strip().strip("/")
     if "/" not in value:
-        raise CommandError(f"--repository must be {what}, e.g. {example}")
-    left, right = value.rsplit("/", 1) if last else value.split("/", 1)
-    return left, right
+        raise CommandError(f"--{option} must be {split.shape}, e.g. {split.example}")
+    left, right = value.rsplit("/", 1) if split.at_last_slash else value.split("/", 1)
+    return dict(zip(split.fields, (left, right), strict=True))
 
 
 def publisher_form_data(provider: str, options: dict[str, Any]) -> dict[str, Any]:
     """Map command-line options to the provider form's fields."""
-
-    def need(option: str) -> str:
-        value = options.get(option.replace("-", "_"))
-        if not value:
-            raise CommandError(f"--provider {provider} needs --{option}")
-        return str(value)
-
-    if provider == Provider.GITHUB:
-        owner, repo = _split(need("repository"), "OWNER/REPO", "acme/widgets")
-        return {
-            "repository_owner": owner,
-            "repository_name": repo,
-            "workflow_filename": need("workflow"),
-            "environment": options.get("environment") or "",
-        }
-    if provider == Provider.GITLAB:
-        namespace, project = _split(
-            need("repository"), "GROUP/PROJECT", "acme/tools/widgets", last=True
-        )
-        return {
-            "namespace": namespace,
-            "project": project,
-            "workflow_filepath": need("workflow"),
-            "environment": options.get("environment") or "",
-        }
-    if provider == Provider.GOOGLE:
-        return {"email": need("email"), "sub": options.get("sub") or ""}
-    if provider == Provider.ACTIVESTATE:
-        return {
-            "organization": need("organization"),
-            "activestate_project_name": need("activestate-project"),
-            "actor": options.get("actor") or "",
-            "actor_id": need("actor-id"),
-        }
-    raise CommandError(f"unknown provider {provider!r}; use one of {', '.join(Provider.values)}")
+    spec = PROVIDERS.get(provider)
+    if spec is None:
+        raise CommandError(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
+    data: dict[str, Any] = {}
+    for option in spec.cli_options:
+        value = options.get(option.dest)
+        if option.required and not value:
+            raise CommandError(f"--provider {provider} needs --{option.name}")
+        if isinstance(option.field, Split):
+            data.update(_split(str(value or ""), option.name, option.field))
+        else:
+            data[option.field] = str(value) if option.required else value or ""
+    return data
 
 
 def add_publisher(
@@ -257,7 +241,7 @@ def add_publisher(
     data.update(issuer=issuer.pk, enabled="on")
     if pending:
         data["pending"] = "on"
-    form_class = PUBLISHER_FORMS[provider]
+    form_class = PROVIDERS[provider].form
     form = form_class(data=data)
     valid = form.is_valid()
     duplicate = form.has_error(NON_FIELD_ERRORS, code="duplicate")
@@ -298,26 +282,8 @@ def add_publisher(
 
 
 def _publisher_identity(specific: Publisher) -> dict[str, Any]:
-    fields = {
-        Provider.GITHUB: [
-            "repository_owner",
-            "repository_name",
-            "workflow_filename",
-            "environment",
-            "repository_owner_id",
-            "repository_id",
-        ],
-        Provider.GITLAB: [
-            "namespace",
-            "project",
-            "workflow_filepath",
-            "environment",
-            "namespace_id",
-            "project_id",
-        ],
-        Provider.GOOGLE: ["email", "sub"],
-        Provider.ACTIVESTATE: ["organization", "activestate_project_name", "actor", "actor_id"],
-    }.get(specific.provider, [])
+    spec = PROVIDERS.get(specific.provider)
+    fields = [*spec.identity_fields, *spec.bound_fields] if spec else []
     return {name: getattr(specific, name, None) for name in fields}
 
 
@@ -355,7 +321,7 @@ def list_publishers(
     from .admin import live_token_count_subquery
 
     queryset = (
-        Publisher.objects.select_related("issuer", *PUBLISHER_CHILDREN)
+        Publisher.objects.select_related("issuer", *publisher_relations())
         .prefetch_related("projects")
         .annotate(_live=live_token_count_subquery())
         .order_by("pk")
@@ -388,7 +354,7 @@ def set_publisher_enabled(ids: list[int], enabled: bool) -> list[dict[str, Any]]
         publisher = publishers[pk]
         if publisher.enabled != enabled:
             publisher.enabled = enabled
-            # save() on the base row fires the receivers that drop cached token lookups.
+            # save(), not update(): disabling fires the receiver that revokes its live tokens.
             publisher.save(update_fields=["enabled"])
         results.append(publisher_data(publisher))
     return results
@@ -475,11 +441,24 @@ def revoke_tokens(
 
 # --- housekeeping -------------------------------------------------------------------------------
 def purge(
-    *, token_days: int = 7, events_older_than: int | None = None, dry_run: bool = False
+    *,
+    token_days: int = 7,
+    events_older_than: int | None = None,
+    dry_run: bool = False,
+    batch_size: int = PURGE_BATCH_SIZE,
 ) -> dict[str, Any]:
-    """Delete rows that can no longer matter; returns how many of each (would be) deleted."""
+    """Delete rows that can no longer matter; returns how many of each (would be) deleted.
+
+    Audit events older than ``events_older_than`` days go too (default: the
+    ``AUDIT_RETENTION_DAYS`` setting; None keeps them). Rows are deleted in batches of
+    ``batch_size``, each its own short transaction, so mints and uploads go on meanwhile.
+    """
+    if events_older_than is None:
+        events_older_than = tp_settings.AUDIT_RETENTION_DAYS
     if token_days < 0 or (events_older_than is not None and events_older_than < 0):
         raise CommandError("day counts must be 0 or more")
+    if batch_size < 1:
+        raise CommandError("the batch size must be 1 or more")
     now = timezone.now()
     sets: dict[str, Any] = {
         "used_identity_tokens": UsedIdentityToken.objects.filter(expires_at__lt=now),
@@ -493,12 +472,20 @@ def purge(
             created_at__lt=now - timedelta(days=events_older_than)
         )
     counts: dict[str, int] = {}
-    with transaction.atomic():
-        for label, queryset in sets.items():
-            # Count the rows asked for, not the child/project rows a cascade also removes.
+    for label, queryset in sets.items():
+        # Count the rows asked for, not the child/project rows a cascade also removes.
+        if dry_run:
             counts[label] = queryset.count()
-            if not dry_run and counts[label]:
-                queryset.delete()
+            continue
+        counts[label] = 0
+        while True:
+            with transaction.atomic():
+                batch = list(queryset.order_by("pk").values_list("pk", flat=True)[:batch_size])
+                if batch:
+                    queryset.model.objects.filter(pk__in=batch).delete()
+            counts[label] += len(batch)
+            if len(batch) < batch_size:
+                break
     return {
         "dry_run": dry_run,
         "deleted": counts,

@@ -1,16 +1,16 @@
 """Validation for everything an operator registers: issuers, publishers and their projects.
 
-One set of rules serves the admin and the ``trusted_publishing`` management command, and they
-follow PyPI's publisher forms (warehouse ``oidc/forms``) so a configuration that PyPI accepts is
-accepted here and vice versa. Nothing here calls the network: owner and repository ids are
-bound by the first successful exchange instead of being resolved at registration.
+One set of rules serves the admin and the ``trusted_publishing`` management command. Each
+provider's publisher form (a :class:`PublisherForm` in ``providers/<provider>.py``) follows PyPI's
+publisher forms (warehouse ``oidc/forms``) so a configuration that PyPI accepts is accepted here
+and vice versa. Nothing here calls the network: owner and repository ids are bound by the first
+successful exchange instead of being resolved at registration.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,36 +22,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .conf import tp_settings
-from .models import (
-    ActiveStatePublisher,
-    GitHubPublisher,
-    GitLabPublisher,
-    GooglePublisher,
-    KeySource,
-    Provider,
-    Publisher,
-    PublisherProject,
-    TrustedIssuer,
-)
+from .models import KeySource, Provider, Publisher, PublisherProject, TrustedIssuer
 from .names import is_valid_project_name, normalize_project_name
 
-# --- field rules (PyPI's, see warehouse/oidc/forms) --------------------------------------------
-GITHUB_OWNER_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*$")
-GITHUB_REPOSITORY_RE = re.compile(r"^[a-zA-Z0-9-_.]+$")
-GITHUB_ENVIRONMENT_FORBIDDEN_RE = re.compile(r"[\x00-\x1F\x7F'\"`,;\\]")
-GITLAB_NAMESPACE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-_./+]*[a-zA-Z0-9]$")
-GITLAB_PROJECT_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*[a-zA-Z0-9]$")
-GITLAB_NO_CONSECUTIVE_SPECIALS_RE = re.compile(r"^(?!.*[._-]{2})")
-GITLAB_ENVIRONMENT_RE = re.compile(r"^[a-zA-Z0-9\-_/${} ]+$")
-ACTIVESTATE_PROJECT_RE = re.compile(r"^[.a-zA-Z0-9-]{3,40}$")
-WORKFLOW_SUFFIXES = (".yml", ".yaml")
-# The public issuer of each provider (seeded by migration 0002): the default for new publishers.
-PUBLIC_ISSUERS = {
-    Provider.GITHUB: "https://token.actions.githubusercontent.com",
-    Provider.GITLAB: "https://gitlab.com",
-    Provider.GOOGLE: "https://accounts.google.com",
-    Provider.ACTIVESTATE: "https://platform.activestate.com/api/v1/oauth/oidc",
-}
 # Members that only a private (or symmetric) key has; a JWKS for verification never needs them.
 PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
@@ -246,7 +219,10 @@ class TrustedIssuerForm(forms.ModelForm):
 
 
 # --- publishers ---------------------------------------------------------------------------------
-def _validate_workflow_suffix(value: str, what: str) -> None:
+WORKFLOW_SUFFIXES = (".yml", ".yaml")
+
+
+def validate_workflow_suffix(value: str, what: str) -> None:
     if not value.endswith(WORKFLOW_SUFFIXES):
         raise ValidationError(_("%(what)s must end with .yml or .yaml"), params={"what": what})
 
@@ -257,7 +233,11 @@ def identity_key_for(publisher: Publisher) -> str:
 
 
 class PublisherForm(forms.ModelForm):
-    """Common part: issuer restricted to the provider, state flags, duplicate detection."""
+    """Common part: issuer restricted to the provider, state flags, duplicate detection.
+
+    A provider's form subclasses this with ``Meta.model``, ``Meta.fields`` (``issuer``, the
+    identifying fields, ``enabled``), help texts and ``clean_<field>`` methods.
+    """
 
     pending = forms.BooleanField(
         label=_("Pending (project does not exist yet)"),
@@ -268,11 +248,14 @@ class PublisherForm(forms.ModelForm):
         ),
     )
 
-    model_class: type[Publisher] = Publisher
+    @property
+    def provider_id(self) -> str:
+        """The provider whose issuers this form offers (the model's, unless overridden)."""
+        return self._meta.model.provider_id
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        provider = self.model_class.provider_id
+        provider = self.provider_id
         field = self.fields.get("issuer")
         if field is not None:
             field.queryset = TrustedIssuer.objects.filter(provider=provider)  # type: ignore[attr-defined]
@@ -289,13 +272,13 @@ class PublisherForm(forms.ModelForm):
 
     def clean_issuer(self) -> TrustedIssuer:
         issuer = self.cleaned_data["issuer"]
-        if issuer.provider != self.model_class.provider_id:
+        if issuer.provider != self.provider_id:
             raise ValidationError(
                 _("Issuer %(url)s is a %(provider)s issuer, not %(wanted)s."),
                 params={
                     "url": issuer.url,
                     "provider": issuer.get_provider_display(),
-                    "wanted": Provider(self.model_class.provider_id).label,
+                    "wanted": dict(Provider.choices).get(self.provider_id, self.provider_id),
                 },
             )
         return issuer
@@ -329,200 +312,18 @@ class PublisherForm(forms.ModelForm):
 
 
 def default_issuer(provider: str) -> TrustedIssuer | None:
-    """The public issuer seeded for ``provider`` (else the only one of that provider)."""
-    url = PUBLIC_ISSUERS.get(provider)
+    """The first public issuer the provider declares that is trusted (else the only issuer of
+    that provider)."""
+    from .providers import PROVIDERS  # the provider modules import this one
+
     issuers = TrustedIssuer.objects.filter(provider=provider)
-    if url:
+    spec = PROVIDERS.get(provider)
+    for url in spec.public_issuers if spec else ():
         found = issuers.filter(url=url).first()
         if found is not None:
             return found
     candidates = list(issuers[:2])
     return candidates[0] if len(candidates) == 1 else None
-
-
-class GitHubPublisherForm(PublisherForm):
-    model_class = GitHubPublisher
-
-    class Meta:
-        model = GitHubPublisher
-        fields = [
-            "issuer",
-            "repository_owner",
-            "repository_name",
-            "workflow_filename",
-            "environment",
-            "enabled",
-        ]
-        help_texts = {
-            "repository_owner": _("The user or organisation owning the repository."),
-            "workflow_filename": _("File name under .github/workflows/, e.g. release.yml."),
-            "environment": _("Optional GitHub environment; empty allows any."),
-        }
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Leading/trailing spaces are an error (as on PyPI), not silently dropped.
-        self.fields["environment"].strip = False  # type: ignore[attr-defined]
-
-    def clean_repository_owner(self) -> str:
-        owner = self.cleaned_data["repository_owner"].strip()
-        if not GITHUB_OWNER_RE.match(owner):
-            raise ValidationError(_("Invalid GitHub user or organization name."))
-        return owner
-
-    def clean_repository_name(self) -> str:
-        name = self.cleaned_data["repository_name"].strip()
-        if not GITHUB_REPOSITORY_RE.match(name):
-            raise ValidationError(_("Invalid repository name."))
-        return name
-
-    def clean_workflow_filename(self) -> str:
-        filename = self.cleaned_data["workflow_filename"].strip()
-        _validate_workflow_suffix(filename, _("Workflow name"))
-        if "/" in filename or "\\" in filename:
-            raise ValidationError(
-                _("Workflow filename must be a filename only, without directories")
-            )
-        return filename
-
-    def clean_environment(self) -> str:
-        env = self.cleaned_data.get("environment") or ""
-        if not env:
-            return ""
-        if len(env) > 255:
-            raise ValidationError(_("Environment name is too long (at most 255 characters)."))
-        if env != env.strip():
-            raise ValidationError(_("Environment name may not start or end with whitespace."))
-        if GITHUB_ENVIRONMENT_FORBIDDEN_RE.search(env):
-            raise ValidationError(
-                _(
-                    "Environment name may not contain quotes, backticks, commas, semicolons, "
-                    "backslashes or control characters."
-                )
-            )
-        # GitHub environments are case-insensitive; the model stores them lower-cased too.
-        return env.lower()
-
-
-class GitLabPublisherForm(PublisherForm):
-    model_class = GitLabPublisher
-
-    class Meta:
-        model = GitLabPublisher
-        fields = ["issuer", "namespace", "project", "workflow_filepath", "environment", "enabled"]
-        help_texts = {
-            "namespace": _("Group or user path, e.g. acme or acme/platform."),
-            "workflow_filepath": _("Path of the CI config in the repository, e.g. .gitlab-ci.yml."),
-            "environment": _("Optional (case-sensitive); empty allows any."),
-        }
-
-    @staticmethod
-    def _check_path_part(value: str, pattern: re.Pattern[str], what: str) -> str:
-        value = value.strip()
-        if not pattern.match(value) or not GITLAB_NO_CONSECUTIVE_SPECIALS_RE.match(value):
-            raise ValidationError(_("Invalid %(what)s name."), params={"what": what})
-        if value.lower().endswith((".git", ".atom")):
-            raise ValidationError(
-                _("%(what)s name may not end with .git or .atom."), params={"what": what}
-            )
-        return value
-
-    def clean_namespace(self) -> str:
-        return self._check_path_part(
-            self.cleaned_data["namespace"], GITLAB_NAMESPACE_RE, "namespace"
-        )
-
-    def clean_project(self) -> str:
-        return self._check_path_part(self.cleaned_data["project"], GITLAB_PROJECT_RE, "project")
-
-    def clean_workflow_filepath(self) -> str:
-        path = self.cleaned_data["workflow_filepath"].strip()
-        _validate_workflow_suffix(path, _("CI config file path"))
-        if path.startswith("/") or path.endswith("/"):
-            raise ValidationError(_("CI config file path may not start or end with '/'."))
-        return path
-
-    def clean_environment(self) -> str:
-        env = self.cleaned_data.get("environment") or ""
-        if not env.strip():
-            return ""
-        if not GITLAB_ENVIRONMENT_RE.match(env):
-            raise ValidationError(
-                _("Environment name may contain only letters, digits, spaces and - _ / $ { }.")
-            )
-        return env
-
-
-class GooglePublisherForm(PublisherForm):
-    model_class = GooglePublisher
-
-    class Meta:
-        model = GooglePublisher
-        fields = ["issuer", "email", "sub", "enabled"]
-        help_texts = {
-            "email": _("The service account's e-mail (avoid default service accounts)."),
-            "sub": _(
-                "Optional unique id of the service account; empty allows any account "
-                "with this e-mail."
-            ),
-        }
-
-    def clean_sub(self) -> str:
-        return (self.cleaned_data.get("sub") or "").strip()
-
-
-class ActiveStatePublisherForm(PublisherForm):
-    model_class = ActiveStatePublisher
-
-    class Meta:
-        model = ActiveStatePublisher
-        fields = [
-            "issuer",
-            "organization",
-            "activestate_project_name",
-            "actor",
-            "actor_id",
-            "enabled",
-        ]
-        help_texts = {
-            "actor_id": _("The ActiveState user id the builds run as (the actor_id claim)."),
-        }
-
-    def clean_organization(self) -> str:
-        org = self.cleaned_data["organization"].strip()
-        if not org:
-            raise ValidationError(_("Enter the ActiveState organization."))
-        return org
-
-    def clean_activestate_project_name(self) -> str:
-        name = self.cleaned_data["activestate_project_name"].strip()
-        if (
-            not ACTIVESTATE_PROJECT_RE.match(name)
-            or "--" in name
-            or name.startswith("-")
-            or name.endswith("-")
-        ):
-            raise ValidationError(
-                _(
-                    "Invalid ActiveState project name: 3-40 letters, digits, '.' or '-', no "
-                    "leading, trailing or doubled '-'."
-                )
-            )
-        return name
-
-    def clean_actor_id(self) -> str:
-        actor_id = self.cleaned_data["actor_id"].strip()
-        if not actor_id:
-            raise ValidationError(_("Enter the actor id."))
-        return actor_id
-
-
-PUBLISHER_FORMS: dict[str, type[PublisherForm]] = {
-    Provider.GITHUB: GitHubPublisherForm,
-    Provider.GITLAB: GitLabPublisherForm,
-    Provider.GOOGLE: GooglePublisherForm,
-    Provider.ACTIVESTATE: ActiveStatePublisherForm,
-}
 
 
 # --- projects -----------------------------------------------------------------------------------

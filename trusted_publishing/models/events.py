@@ -86,11 +86,6 @@ class AuditEvent(models.Model):
             if cleaned is not value:
                 setattr(self, field.attname, cleaned)
 
-    @staticmethod
-    def clean_values(values: dict[str, Any]) -> dict[str, Any]:
-        """``strip_nul`` for the ``{attname: value}`` rows fastsql writes."""
-        return {name: without_nul(value) for name, value in values.items()}
-
 
 def without_nul(value: Any) -> Any:
     """``value`` with NUL replaced in every string, nested ones included; ``value`` itself (the

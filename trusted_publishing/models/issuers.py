@@ -7,12 +7,7 @@ from typing import Any
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-
-class Provider(models.TextChoices):
-    GITHUB = "github", _("GitHub Actions")
-    GITLAB = "gitlab", _("GitLab CI/CD")
-    GOOGLE = "google", _("Google Cloud")
-    ACTIVESTATE = "activestate", _("ActiveState")
+from .publishers import Provider
 
 
 class KeySource(models.TextChoices):

@@ -1,8 +1,9 @@
 """Trusted publishers: which CI identity may publish which projects.
 
 ``Publisher`` is a concrete base table (tokens, audit events and the admin point at it); each
-provider adds its identifying fields in a child table. The claim rules that compare these fields
-with a token live in ``trusted_publishing/providers/<provider>.py``.
+provider adds its identifying fields in a child table and its id to :class:`Provider`. Everything
+else about a provider (claim rules, form, CLI options, admin columns) is declared in
+``trusted_publishing/providers/<provider>.py`` and registered in ``providers/__init__.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,16 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..names import normalize_project_name
-from .issuers import Provider, TrustedIssuer
+from ..names import ascii_lower, normalize_project_name
+
+
+class Provider(models.TextChoices):
+    """The CI providers: one member per publisher model below (issuers name theirs, too)."""
+
+    GITHUB = "github", _("GitHub Actions")
+    GITLAB = "gitlab", _("GitLab CI/CD")
+    GOOGLE = "google", _("Google Cloud")
+    ACTIVESTATE = "activestate", _("ActiveState")
 
 
 class PublisherQuerySet(models.QuerySet["Publisher"]):
@@ -35,7 +44,10 @@ class Publisher(models.Model):
         _("provider"), max_length=32, choices=Provider.choices, editable=False
     )
     issuer = models.ForeignKey(
-        TrustedIssuer, on_delete=models.PROTECT, related_name="publishers", verbose_name=_("issuer")
+        "trusted_publishing.TrustedIssuer",
+        on_delete=models.PROTECT,
+        related_name="publishers",
+        verbose_name=_("issuer"),
     )
     # Lower-cased identity the exchange looks candidates up by (repository, project path, e-mail…).
     subject = models.CharField(_("subject"), max_length=400, db_index=True, editable=False)
@@ -194,10 +206,11 @@ class GitHubPublisher(Publisher):
         return self.repository.lower()
 
     def identity_fields(self) -> tuple[str, ...]:
-        return (self.repository.lower(), self.workflow_filename, self.environment.lower())
+        return (self.repository.lower(), self.workflow_filename, ascii_lower(self.environment))
 
     def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.environment = self.environment.strip().lower()
+        # ASCII only: str.lower() folds look-alikes (the Kelvin sign) onto ASCII letters.
+        self.environment = ascii_lower(self.environment.strip())
         self.workflow_filename = self.workflow_filename.strip()
         super().save(*args, **kwargs)
 
@@ -285,9 +298,7 @@ class ActiveStatePublisher(Publisher):
         )
 
 
+#: Every provider's publisher model by provider id: the concrete subclasses defined above.
 PUBLISHER_MODELS: dict[str, type[Publisher]] = {
-    Provider.GITHUB: GitHubPublisher,
-    Provider.GITLAB: GitLabPublisher,
-    Provider.GOOGLE: GooglePublisher,
-    Provider.ACTIVESTATE: ActiveStatePublisher,
+    model.provider_id: model for model in Publisher.__subclasses__()
 }

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from ..models import Publisher, TrustedIssuer
+from ..names import ascii_lower
 
 
 class ClaimMismatch(Exception):
@@ -89,15 +90,6 @@ def require_environment(
         raise ClaimMismatch(
             "environment", f"environment {environment!r} is not {publisher.environment!r}"
         )
-
-
-def ascii_lower(value: str) -> str:
-    """Lower-case ASCII letters only: ``str.lower`` would also fold look-alikes such as the
-    Kelvin sign onto "k", so "p\u212ag" would equal "pkg"."""
-    return value.translate(_ASCII_LOWER)
-
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 class ProviderRules:

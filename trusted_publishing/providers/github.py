@@ -1,4 +1,4 @@
-"""GitHub Actions claim rules (github.com, and GitHub Enterprise through its own issuers).
+"""GitHub Actions (github.com, and GitHub Enterprise through its own issuers).
 
 Each identifying field of a GitHubPublisher is compared with the token by one check below.
 `sub` is ignored on purpose: GitHub lets repositories customise its template.
@@ -6,10 +6,17 @@ Each identifying field of a GitHubPublisher is compared with the token by one ch
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
 from ..conf import tp_settings
-from ..models import GitHubPublisher, Provider, TrustedIssuer
+from ..forms import PublisherForm, validate_workflow_suffix
+from ..models import TrustedIssuer
+from ..models.publishers import GitHubPublisher, Provider
+from ..names import ascii_lower
 from .base import (
     ClaimMismatch,
     ProviderRules,
@@ -18,6 +25,7 @@ from .base import (
     ref_after,
     require_environment,
 )
+from .spec import CliOption, Column, ProviderSpec, Split
 
 
 def check_repository(
@@ -140,3 +148,98 @@ class GitHubRules(ProviderRules):
 
     def specificity(self, publisher: GitHubPublisher) -> int:
         return 1 if publisher.environment else 0
+
+
+# --- registration (PyPI's rules, see warehouse/oidc/forms) --------------------------------------
+OWNER_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*$")
+REPOSITORY_RE = re.compile(r"^[a-zA-Z0-9-_.]+$")
+ENVIRONMENT_FORBIDDEN_RE = re.compile(r"[\x00-\x1F\x7F'\"`,;\\]")
+
+
+class GitHubPublisherForm(PublisherForm):
+    class Meta:
+        model = GitHubPublisher
+        fields = [
+            "issuer",
+            "repository_owner",
+            "repository_name",
+            "workflow_filename",
+            "environment",
+            "enabled",
+        ]
+        help_texts = {
+            "repository_owner": _("The user or organisation owning the repository."),
+            "workflow_filename": _("File name under .github/workflows/, e.g. release.yml."),
+            "environment": _("Optional GitHub environment; empty allows any."),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Leading/trailing spaces are an error (as on PyPI), not silently dropped.
+        self.fields["environment"].strip = False  # type: ignore[attr-defined]
+
+    def clean_repository_owner(self) -> str:
+        owner = self.cleaned_data["repository_owner"].strip()
+        if not OWNER_RE.match(owner):
+            raise ValidationError(_("Invalid GitHub user or organization name."))
+        return owner
+
+    def clean_repository_name(self) -> str:
+        name = self.cleaned_data["repository_name"].strip()
+        if not REPOSITORY_RE.match(name):
+            raise ValidationError(_("Invalid repository name."))
+        return name
+
+    def clean_workflow_filename(self) -> str:
+        filename = self.cleaned_data["workflow_filename"].strip()
+        validate_workflow_suffix(filename, _("Workflow name"))
+        if "/" in filename or "\\" in filename:
+            raise ValidationError(
+                _("Workflow filename must be a filename only, without directories")
+            )
+        return filename
+
+    def clean_environment(self) -> str:
+        env = self.cleaned_data.get("environment") or ""
+        if not env:
+            return ""
+        if len(env) > 255:
+            raise ValidationError(_("Environment name is too long (at most 255 characters)."))
+        if env != env.strip():
+            raise ValidationError(_("Environment name may not start or end with whitespace."))
+        if ENVIRONMENT_FORBIDDEN_RE.search(env):
+            raise ValidationError(
+                _(
+                    "Environment name may not contain quotes, backticks, commas, semicolons, "
+                    "backslashes or control characters."
+                )
+            )
+        # GitHub environments are case-insensitive (over ASCII); the model stores them so too.
+        return ascii_lower(env)
+
+
+GITHUB = ProviderSpec(
+    rules=GitHubRules(),
+    form=GitHubPublisherForm,
+    public_issuers=("https://token.actions.githubusercontent.com",),
+    cli_options=(
+        CliOption(
+            "repository",
+            Split(("repository_owner", "repository_name"), "OWNER/REPO", "acme/widgets"),
+            help="OWNER/REPO (GitHub)",
+        ),
+        CliOption("workflow", "workflow_filename", help="workflow file name (GitHub)"),
+        CliOption(
+            "environment",
+            "environment",
+            help="deployment environment (optional)",
+            required=False,
+        ),
+    ),
+    admin_columns=(
+        Column("repository", _("repository")),
+        "workflow_filename",
+        "environment",
+    ),
+    admin_search=("workflow_filename",),
+)

@@ -1,10 +1,16 @@
-"""GitLab CI/CD claim rules (gitlab.com or a self-managed instance registered as an issuer)."""
+"""GitLab CI/CD (gitlab.com or a self-managed instance registered as an issuer)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from ..models import GitLabPublisher, Provider, TrustedIssuer
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from ..forms import PublisherForm, validate_workflow_suffix
+from ..models import TrustedIssuer
+from ..models.publishers import GitLabPublisher, Provider
 from .base import (
     ClaimMismatch,
     ProviderRules,
@@ -13,6 +19,7 @@ from .base import (
     ref_after,
     require_environment,
 )
+from .spec import CliOption, Column, ProviderSpec, Split
 
 
 def _issuer_host(issuer: TrustedIssuer) -> str:
@@ -132,3 +139,85 @@ class GitLabRules(ProviderRules):
 
     def specificity(self, publisher: GitLabPublisher) -> int:
         return 1 if publisher.environment else 0
+
+
+# --- registration (PyPI's rules, see warehouse/oidc/forms) --------------------------------------
+NAMESPACE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-_./+]*[a-zA-Z0-9]$")
+PROJECT_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*[a-zA-Z0-9]$")
+NO_CONSECUTIVE_SPECIALS_RE = re.compile(r"^(?!.*[._-]{2})")
+ENVIRONMENT_RE = re.compile(r"^[a-zA-Z0-9\-_/${} ]+$")
+
+
+class GitLabPublisherForm(PublisherForm):
+    class Meta:
+        model = GitLabPublisher
+        fields = ["issuer", "namespace", "project", "workflow_filepath", "environment", "enabled"]
+        help_texts = {
+            "namespace": _("Group or user path, e.g. acme or acme/platform."),
+            "workflow_filepath": _("Path of the CI config in the repository, e.g. .gitlab-ci.yml."),
+            "environment": _("Optional (case-sensitive); empty allows any."),
+        }
+
+    @staticmethod
+    def _check_path_part(value: str, pattern: re.Pattern[str], what: str) -> str:
+        value = value.strip()
+        if not pattern.match(value) or not NO_CONSECUTIVE_SPECIALS_RE.match(value):
+            raise ValidationError(_("Invalid %(what)s name."), params={"what": what})
+        if value.lower().endswith((".git", ".atom")):
+            raise ValidationError(
+                _("%(what)s name may not end with .git or .atom."), params={"what": what}
+            )
+        return value
+
+    def clean_namespace(self) -> str:
+        return self._check_path_part(self.cleaned_data["namespace"], NAMESPACE_RE, "namespace")
+
+    def clean_project(self) -> str:
+        return self._check_path_part(self.cleaned_data["project"], PROJECT_RE, "project")
+
+    def clean_workflow_filepath(self) -> str:
+        path = self.cleaned_data["workflow_filepath"].strip()
+        validate_workflow_suffix(path, _("CI config file path"))
+        if path.startswith("/") or path.endswith("/"):
+            raise ValidationError(_("CI config file path may not start or end with '/'."))
+        return path
+
+    def clean_environment(self) -> str:
+        env = self.cleaned_data.get("environment") or ""
+        if not env.strip():
+            return ""
+        if not ENVIRONMENT_RE.match(env):
+            raise ValidationError(
+                _("Environment name may contain only letters, digits, spaces and - _ / $ { }.")
+            )
+        return env
+
+
+GITLAB = ProviderSpec(
+    rules=GitLabRules(),
+    form=GitLabPublisherForm,
+    public_issuers=("https://gitlab.com",),
+    cli_options=(
+        CliOption(
+            "repository",
+            Split(
+                ("namespace", "project"), "GROUP/PROJECT", "acme/tools/widgets", at_last_slash=True
+            ),
+            help="GROUP/PROJECT (GitLab)",
+        ),
+        CliOption("workflow", "workflow_filepath", help="CI config path (GitLab)"),
+        CliOption(
+            "environment",
+            "environment",
+            help="deployment environment (optional)",
+            required=False,
+        ),
+    ),
+    admin_columns=(
+        Column("project_path", _("project path")),
+        "workflow_filepath",
+        "environment",
+        "issuer_name",
+    ),
+    admin_search=("workflow_filepath",),
+)

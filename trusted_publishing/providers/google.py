@@ -1,11 +1,16 @@
-"""Google Cloud service-account identity token rules. These tokens carry no `jti`."""
+"""Google Cloud service-account identity tokens. These tokens carry no `jti`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..models import GooglePublisher, Provider, TrustedIssuer
+from django.utils.translation import gettext_lazy as _
+
+from ..forms import PublisherForm
+from ..models import TrustedIssuer
+from ..models.publishers import GooglePublisher, Provider
 from .base import ClaimMismatch, ProviderRules, claim_str
+from .spec import CliOption, ProviderSpec
 
 
 def check_email(publisher: GooglePublisher, claims: dict[str, Any], issuer: TrustedIssuer) -> None:
@@ -45,3 +50,33 @@ class GoogleRules(ProviderRules):
 
     def specificity(self, publisher: GooglePublisher) -> int:
         return 1 if publisher.sub else 0
+
+
+# --- registration -------------------------------------------------------------------------------
+class GooglePublisherForm(PublisherForm):
+    class Meta:
+        model = GooglePublisher
+        fields = ["issuer", "email", "sub", "enabled"]
+        help_texts = {
+            "email": _("The service account's e-mail (avoid default service accounts)."),
+            "sub": _(
+                "Optional unique id of the service account; empty allows any account "
+                "with this e-mail."
+            ),
+        }
+
+    def clean_sub(self) -> str:
+        return (self.cleaned_data.get("sub") or "").strip()
+
+
+GOOGLE = ProviderSpec(
+    rules=GoogleRules(),
+    form=GooglePublisherForm,
+    public_issuers=("https://accounts.google.com",),
+    cli_options=(
+        CliOption("email", "email", help="service account e-mail"),
+        CliOption("sub", "sub", help="service account unique id (optional)", required=False),
+    ),
+    admin_columns=("email", "sub"),
+    admin_search=("sub",),
+)

@@ -14,9 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import cli
-from ...models import Provider
-
-PROVIDERS = list(Provider.values)
+from ...providers import PROVIDERS
 
 
 def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
@@ -36,10 +34,31 @@ def _when(value: str | None) -> str:
     return value[:16].replace("T", " ") if value else "—"
 
 
+def add_provider_options(parser: argparse.ArgumentParser) -> None:
+    """The providers' ``add-publisher`` options, in one group per set of providers reading them
+    (titled with their ids); a shared option's help joins the providers' texts with "or"."""
+    readers: dict[str, list[str]] = {}
+    helps: dict[str, list[str]] = {}
+    for provider in PROVIDERS.values():
+        for option in provider.cli_options:
+            readers.setdefault(option.name, []).append(provider.id)
+            texts = helps.setdefault(option.name, [])
+            if option.help and option.help not in texts:
+                texts.append(option.help)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, ids in readers.items():
+        groups.setdefault(tuple(ids), []).append(name)
+    for ids, names in groups.items():
+        group = parser.add_argument_group(" / ".join(ids))
+        for name in names:
+            group.add_argument(f"--{name}", help=" or ".join(helps[name]) or None)
+
+
 class Command(BaseCommand):
     help = "Manage Trusted Publishing: issuers, publishers, issued tokens, housekeeping."
 
     def add_arguments(self, parser: CommandParser) -> None:
+        providers = list(PROVIDERS)
         common = argparse.ArgumentParser(add_help=False)
         common.add_argument("--json", action="store_true", help="print JSON for scripts")
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
@@ -48,7 +67,7 @@ class Command(BaseCommand):
             return sub.add_parser(name, help=text, description=text, parents=[common])
 
         p = add("add-issuer", "Trust an OIDC issuer (or update the one with this URL).")
-        p.add_argument("--provider", required=True, choices=PROVIDERS)
+        p.add_argument("--provider", required=True, choices=providers)
         p.add_argument("--url", required=True, help="exactly the `iss` claim of its tokens")
         p.add_argument("--jwks-file", help="pin this public JWKS (JSON) instead of discovery")
         p.add_argument(
@@ -59,13 +78,13 @@ class Command(BaseCommand):
         p.add_argument("--name", help="display name")
         p.add_argument("--disable", action="store_true", help="add it disabled")
 
-        add("list-issuers", "List trusted issuers.").add_argument("--provider", choices=PROVIDERS)
+        add("list-issuers", "List trusted issuers.").add_argument("--provider", choices=providers)
 
         p = add("refresh-keys", "Fetch an issuer's signing keys now and print their key ids.")
         p.add_argument("url")
 
         p = add("add-publisher", "Register a trusted publisher for one or more projects.")
-        p.add_argument("--provider", required=True, choices=PROVIDERS)
+        p.add_argument("--provider", required=True, choices=providers)
         p.add_argument(
             "--project",
             action="append",
@@ -85,23 +104,10 @@ class Command(BaseCommand):
             metavar="URL",
             help="a trusted issuer of this provider (default: the public one)",
         )
-        group = p.add_argument_group("github / gitlab")
-        group.add_argument("--repository", help="OWNER/REPO (GitHub) or GROUP/PROJECT (GitLab)")
-        group.add_argument(
-            "--workflow", help="workflow file name (GitHub) or CI config path (GitLab)"
-        )
-        group.add_argument("--environment", help="deployment environment (optional)")
-        group = p.add_argument_group("google")
-        group.add_argument("--email", help="service account e-mail")
-        group.add_argument("--sub", help="service account unique id (optional)")
-        group = p.add_argument_group("activestate")
-        group.add_argument("--organization")
-        group.add_argument("--activestate-project")
-        group.add_argument("--actor", help="actor name (informational)")
-        group.add_argument("--actor-id")
+        add_provider_options(p)
 
         p = add("list-publishers", "List publishers.")
-        p.add_argument("--provider", choices=PROVIDERS)
+        p.add_argument("--provider", choices=providers)
         p.add_argument("--project", help="only publishers of this project")
         p.add_argument("--issuer", dest="issuer_url", metavar="URL")
 
@@ -139,7 +145,14 @@ class Command(BaseCommand):
             "--events-older-than",
             type=int,
             metavar="DAYS",
-            help="also delete audit events older than DAYS",
+            help="delete audit events older than DAYS (default: the AUDIT_RETENTION_DAYS setting)",
+        )
+        p.add_argument(
+            "--batch-size",
+            type=int,
+            default=cli.PURGE_BATCH_SIZE,
+            metavar="N",
+            help=f"rows deleted per transaction (default {cli.PURGE_BATCH_SIZE})",
         )
         p.add_argument("--dry-run", action="store_true", help="only count")
 
@@ -197,23 +210,12 @@ class Command(BaseCommand):
         return data, f"{data['url']}: {len(data['key_ids'])} key(s): {kids}"
 
     def do_add_publisher(self, o: dict[str, Any]) -> tuple[Any, str]:
-        fields = (
-            "repository",
-            "workflow",
-            "environment",
-            "email",
-            "sub",
-            "organization",
-            "activestate_project",
-            "actor",
-            "actor_id",
-        )
         data = cli.add_publisher(
             provider=o["provider"],
             projects=o["projects"],
             issuer_url=o["issuer_url"],
             pending=o["pending"],
-            **{f: o.get(f) for f in fields},
+            **{option.dest: o.get(option.dest) for option in cli.provider_options()},
         )
         if data["created"]:
             text = f"Added publisher #{data['id']}: {data['description']}"
@@ -313,6 +315,7 @@ class Command(BaseCommand):
             token_days=o["token_days"],
             events_older_than=o["events_older_than"],
             dry_run=o["dry_run"],
+            batch_size=o["batch_size"],
         )
         verb = "Would delete" if data["dry_run"] else "Deleted"
         labels = {
