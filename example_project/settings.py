@@ -113,8 +113,13 @@ MEDIA_URL = "/media/"
 
 # Distributions are streamed to a temporary file above this size, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-#: Largest accepted distribution (bytes).
+#: Largest accepted distribution (bytes). An sdist is read up to 10x this size unpacked.
 INDEX_MAX_FILE_SIZE = env.int("INDEX_MAX_FILE_SIZE", default=100 * 1024 * 1024)
+#: Failed password logins on /legacy/ allowed per account and per client address within the
+#: window (seconds, from the first failure); then 429 until the window ends. 0 turns it off.
+#: Counted in the default cache: use a shared one (Redis, Memcached) with several workers.
+INDEX_LOGIN_MAX_FAILURES = env.int("INDEX_LOGIN_MAX_FAILURES", default=10)
+INDEX_LOGIN_FAILURE_WINDOW = env.int("INDEX_LOGIN_FAILURE_WINDOW", default=300)
 
 # Behind a TLS-terminating proxy, set SECURE_PROXY_SSL_HEADER and TP's client_address override.
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)

@@ -1,8 +1,10 @@
 """Each provider page documents the claim rules that trusted_publishing/providers/*.py implement:
-the required claims, one table row per check, and the claims stored with a minted token."""
+the required claims, one table row per check, the claims stored with a minted token, and the
+claims it ignores (the pinned list of tests/providers/test_<provider>.py, with the reasons)."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -49,3 +51,21 @@ def test_every_provider_has_a_page_in_the_nav() -> None:
     nav = (DOCS.parent.parent / "mkdocs.yml").read_text(encoding="utf-8")
     for provider in RULES:
         assert f"providers/{provider}.md" in nav
+
+
+IGNORED_ROW = re.compile(r"^\| `([a-z_*]+)` \| (.+) \|$")
+
+
+def ignored_claims_section(text: str) -> dict[str, str]:
+    section = text.split("\n### Claims this index ignores\n", 1)[1].split("\n#", 1)[0]
+    rows = (IGNORED_ROW.match(line) for line in section.splitlines())
+    return {m.group(1): m.group(2) for m in rows if m}
+
+
+@pytest.mark.parametrize("provider", sorted(RULES))
+def test_provider_page_lists_the_ignored_claims_with_their_reasons(provider: str) -> None:
+    """The page's "Claims this index ignores" table is the pinned list of
+    tests/providers/test_<provider>.py, claim for claim and reason for reason."""
+    pinned = importlib.import_module(f"tests.providers.test_{provider}").IGNORED_CLAIMS
+    text = (DOCS / f"{provider}.md").read_text(encoding="utf-8")
+    assert ignored_claims_section(text) == pinned

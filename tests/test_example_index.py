@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
+import tarfile
+import zipfile
 from typing import Any
 
 import pytest
@@ -44,6 +47,67 @@ def basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
+def metadata(name: str, version: str, *, requires_python: str = ">=3.9") -> bytes:
+    return (
+        f"Metadata-Version: 2.3\nName: {name}\nVersion: {version}\n"
+        f"Requires-Python: {requires_python}\n\nA test distribution.\n"
+    ).encode()
+
+
+def wheel_bytes(
+    filename: str, *, meta: bytes | None = None, extra: dict[str, bytes] | None = None
+) -> bytes:
+    """A small wheel in memory; METADATA says the file name's name and version unless given."""
+    name, version = filename[: -len(".whl")].split("-")[:2]
+    dist_info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name.lower()}/__init__.py": b"",
+        f"{dist_info}/METADATA": meta if meta is not None else metadata(name, version),
+        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist_info}/RECORD": b"",
+        **(extra or {}),
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    return buffer.getvalue()
+
+
+def sdist_bytes(
+    filename: str, *, meta: bytes | None = None, extra: dict[str, bytes] | None = None
+) -> bytes:
+    """A small .tar.gz (or .zip) sdist in memory with ``<name>-<version>/PKG-INFO``."""
+    top = filename.removesuffix(".tar.gz").removesuffix(".zip")
+    name, _, version = top.rpartition("-")
+    files = {
+        f"{top}/PKG-INFO": meta if meta is not None else metadata(name, version),
+        f"{top}/pyproject.toml": f'[project]\nname = "{name}"\nversion = "{version}"\n'.encode(),
+        **(extra or {}),
+    }
+    buffer = io.BytesIO()
+    if filename.endswith(".zip"):
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path, data in files.items():
+                archive.writestr(path, data)
+        return buffer.getvalue()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def dist_bytes(filename: str, **kwargs: Any) -> bytes:
+    """A valid distribution for ``filename`` (anything else: opaque bytes)."""
+    if filename.endswith(".whl"):
+        return wheel_bytes(filename, **kwargs)
+    if filename.endswith((".tar.gz", ".zip")):
+        return sdist_bytes(filename, **kwargs)
+    return f"payload of {filename}".encode()
+
+
 def upload(
     client: Any,
     filename: str,
@@ -52,9 +116,10 @@ def upload(
     version: str,
     auth: str | None,
     content: bytes | None = None,
+    environ: dict[str, str] | None = None,
     **fields: Any,
 ) -> Any:
-    content = content if content is not None else f"payload of {filename}".encode()
+    content = content if content is not None else dist_bytes(filename)
     filetype = "bdist_wheel" if filename.endswith(".whl") else "sdist"
     data = {
         ":action": "file_upload",
@@ -72,14 +137,14 @@ def upload(
     data.update(fields)
     data = {key: value for key, value in data.items() if value is not None}
     headers = {"HTTP_AUTHORIZATION": auth} if auth else {}
-    return client.post("/legacy/", data=data, **headers)
+    return client.post("/legacy/", data=data, **headers, **(environ or {}))
 
 
 # --- uploads with user credentials ---------------------------------------------------------
 
 
 def test_staff_upload_is_stored_and_listed(client: Any, staff: Any) -> None:
-    body = b"wheel bytes"
+    body = wheel_bytes("Hello_World-1.0-py3-none-any.whl")
     response = upload(
         client,
         "Hello_World-1.0-py3-none-any.whl",
@@ -129,7 +194,7 @@ def test_upload_without_any_digest_is_rejected(client: Any, staff: Any) -> None:
 
 
 def test_md5_only_digest_is_checked(client: Any, staff: Any) -> None:
-    content = b"sdist bytes"
+    content = sdist_bytes("demo-1.0.tar.gz")
     good = upload(
         client,
         "demo-1.0.tar.gz",
@@ -160,13 +225,13 @@ def test_duplicate_file_is_rejected_like_pypi(client: Any, staff: Any) -> None:
     assert (
         upload(client, "demo-1.0.tar.gz", name="demo", version="1.0", auth=auth).status_code == 200
     )
-    again = upload(
-        client, "demo-1.0.tar.gz", name="demo", version="1.0", auth=auth, content=b"different bytes"
-    )
+    different = sdist_bytes("demo-1.0.tar.gz", extra={"demo-1.0/README": b"changed"})
+    again = upload(client, "demo-1.0.tar.gz", name="demo", version="1.0", auth=auth,
+                   content=different)
     # twine --skip-existing and uv --check-url look for exactly this.
     assert again.status_code == 400
     assert again.reason_phrase.startswith("File already exists")
-    assert File.objects.get().sha256 != hashlib.sha256(b"different bytes").hexdigest()
+    assert File.objects.get().sha256 != hashlib.sha256(different).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -288,7 +353,7 @@ def test_archived_project_accepts_nothing(client: Any, staff: Any) -> None:
 
 @pytest.fixture
 def published(client: Any, staff: Any) -> bytes:
-    body = b"the wheel"
+    body = wheel_bytes("Foo_Bar-1.0-py3-none-any.whl")
     assert (
         upload(
             client,

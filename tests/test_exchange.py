@@ -12,10 +12,16 @@ import pytest
 from django.apps import apps
 from django.db import connection
 
+from trusted_publishing import exchange as exchange_module
 from trusted_publishing.conf import override_tp_settings
 from trusted_publishing.errors import UploadDenied
 from trusted_publishing.exchange import revoke_token
-from trusted_publishing.models import GitHubPublisher, IssuedToken, PublisherProject
+from trusted_publishing.models import (
+    GitHubPublisher,
+    IssuedToken,
+    PublisherProject,
+    UsedIdentityToken,
+)
 from trusted_publishing.principal import PublisherPrincipal
 from trusted_publishing.testing import TestIssuer
 from trusted_publishing.uploads import authenticate_upload_token, authorize_upload
@@ -37,7 +43,7 @@ def mint_many(client: Any, issuer: TestIssuer, n: int, **extra: Any) -> list[str
     ]
 
 
-# --- strength ---------------------------------------------------------------------------------
+# --- strength -------------------------------------------------------------------------------------
 def test_tokens_carry_at_least_256_random_bits(
     client: Any, github_issuer: TestIssuer, github_publisher: GitHubPublisher
 ) -> None:
@@ -79,7 +85,7 @@ def test_only_a_sha256_digest_is_stored(client: Any, minted: str) -> None:
                     assert secret not in str(value), f"token stored in {table}"
 
 
-# --- bindings ---------------------------------------------------------------------------------
+# --- bindings -------------------------------------------------------------------------------------
 def test_token_is_bound_to_publisher_projects_expiry_and_claims(
     client: Any, github_issuer: TestIssuer
 ) -> None:
@@ -121,7 +127,7 @@ def test_token_lifetime_setting(
     assert abs((issued.expires_at - issued.created_at).total_seconds() - lifetime) < 1
 
 
-# --- stopping an issued token -----------------------------------------------------------------
+# --- stopping an issued token ---------------------------------------------------------------------
 def _principal(raw: str) -> PublisherPrincipal:
     principal = authenticate_upload_token(raw)
     assert principal is not None  # also warms the token cache
@@ -149,9 +155,9 @@ def test_disabling_the_publisher_stops_its_tokens(
 ) -> None:
     principal = _principal(minted)
     github_publisher.enabled = False
-    github_publisher.save()
+    github_publisher.save()  # revokes its live tokens (receivers.py)
     assert authenticate_upload_token(minted) is None
-    with pytest.raises(UploadDenied, match="disabled"):
+    with pytest.raises(UploadDenied, match="the token was revoked"):
         authorize_upload(principal, "widgets")
 
 
@@ -159,7 +165,7 @@ def test_disabling_through_a_queryset_update_stops_uploads_too(
     minted: str, github_publisher: GitHubPublisher
 ) -> None:
     principal = _principal(minted)
-    # No signals, so the cached lookup still says "enabled": the upload check re-reads the row.
+    # No signals, so nothing is revoked: the upload check itself re-reads the publisher row.
     GitHubPublisher.objects.filter(pk=github_publisher.pk).update(enabled=False)
     with pytest.raises(UploadDenied, match="disabled"):
         authorize_upload(principal, "widgets")
@@ -171,7 +177,7 @@ def test_removing_the_project_from_the_publisher_stops_uploads_to_it(
     github_publisher.add_projects(["gizmos"])
     principal = _principal(minted)
     PublisherProject.objects.filter(publisher=github_publisher, name="widgets").delete()
-    with pytest.raises(UploadDenied, match="no longer registered"):
+    with pytest.raises(UploadDenied, match="the token was revoked"):
         authorize_upload(principal, "widgets")
 
 
@@ -200,7 +206,7 @@ def test_token_may_not_upload_to_other_projects(minted: str) -> None:
         authorize_upload(_principal(minted), "gadgets")
 
 
-# --- single use -------------------------------------------------------------------------------
+# --- single use -----------------------------------------------------------------------------------
 def test_single_use_token_authorises_exactly_one_upload(
     client: Any, github_issuer: TestIssuer, github_publisher: GitHubPublisher
 ) -> None:
@@ -219,3 +225,52 @@ def test_multi_use_token_authorises_many_uploads(minted: str) -> None:
     for _ in range(3):
         authorize_upload(principal, "widgets")
     assert IssuedToken.objects.get().upload_count == 3
+
+
+# --- first-use binding of immutable ids when two exchanges race -----------------------------------
+
+
+def _bind_concurrently(monkeypatch: pytest.MonkeyPatch, owner_id: str, repo_id: str) -> None:
+    """Let find_publisher match the unbound row, then bind it as a concurrent exchange would."""
+    original = exchange_module.find_publisher
+
+    def racing(issuer: Any, claims: dict, packages: Any = None) -> Any:
+        found = original(issuer, claims, packages)
+        GitHubPublisher.objects.filter(pk=found[0].pk).update(
+            repository_owner_id=owner_id, repository_id=repo_id
+        )
+        return found
+
+    monkeypatch.setattr(exchange_module, "find_publisher", racing)
+
+
+def test_concurrent_binding_to_other_ids_is_refused(
+    github_issuer: TestIssuer,
+    github_publisher: GitHubPublisher,
+    mint: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _bind_concurrently(monkeypatch, owner_id="9999", repo_id="8888")
+
+    response = mint(github_issuer.sign(github_issuer.github_claims(owner_id="1001")))
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid-publisher"
+    publisher = GitHubPublisher.objects.get(pk=github_publisher.pk)
+    assert (publisher.repository_owner_id, publisher.repository_id) == ("9999", "8888")
+    assert not IssuedToken.objects.exists()
+    assert not UsedIdentityToken.objects.exists()
+
+
+def test_concurrent_binding_to_the_same_ids_still_mints(
+    github_issuer: TestIssuer,
+    github_publisher: GitHubPublisher,
+    mint: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _bind_concurrently(monkeypatch, owner_id="1001", repo_id="2002")
+
+    response = mint(github_issuer.sign(github_issuer.github_claims()))
+
+    assert response.status_code == 200, response.content
+    assert IssuedToken.objects.count() == 1

@@ -153,3 +153,13 @@ def test_a_re_encoded_ecdsa_signature_is_still_a_replay(client: Any, db: Any) ->
 
 #: The order of the P-256 group (FIPS 186-4, D.1.2.3).
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def test_replayed_jti_in_a_re_signed_token(
+    client: Any, github_issuer: TestIssuer, github_publisher: GitHubPublisher
+) -> None:
+    claims = github_issuer.github_claims()
+    assert_minted(post_mint(client, github_issuer.sign(claims)))
+    # Same jti, different bytes (a second token carrying a copied jti): still a replay.
+    again = github_issuer.sign({**claims, "iat": claims["iat"] - 1})
+    assert_problem(post_mint(client, again), 422, "invalid-reuse-token")

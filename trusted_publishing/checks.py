@@ -209,7 +209,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 )
             )
 
-    for name in ("ENABLED", "ALLOW_INSECURE_LOOPBACK_ISSUERS"):
+    for name in ("ENABLED", "ALLOW_INSECURE_LOOPBACK_ISSUERS", "JWKS_TRUST_ENV"):
         if not isinstance(_get(name), bool):
             messages.append(
                 Error(
@@ -218,7 +218,42 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 )
             )
 
+    messages.extend(_check_jwks_allowed_hosts(_get("JWKS_ALLOWED_HOSTS")))
+
     return messages
+
+
+def _check_jwks_allowed_hosts(value: Any) -> list[CheckMessage]:
+    """JWKS_ALLOWED_HOSTS: {issuer URL: [host or host:port, ...]} (E019)."""
+    from .keys import parse_host_entry
+
+    problem = None
+    if not isinstance(value, dict):
+        problem = f"must be a dict of issuer URL to a list of hosts; got {value!r}"
+    else:
+        for issuer, hosts in value.items():
+            if not isinstance(issuer, str) or not issuer.startswith(("https://", "http://")):
+                problem = f"has a key that is not an issuer URL: {issuer!r}"
+            elif not isinstance(hosts, list | tuple) or isinstance(hosts, str):
+                problem = f"[{issuer!r}] must be a list of host names; got {hosts!r}"
+            else:
+                bad = [host for host in hosts if parse_host_entry(host) is None]
+                if bad:
+                    problem = (
+                        f"[{issuer!r}] holds entries that are not a host name or host:port "
+                        f"(no scheme, path or wildcard): {bad!r}"
+                    )
+            if problem:
+                break
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"{SETTINGS_NAME}['JWKS_ALLOWED_HOSTS'] {problem}.",
+            hint='Example: {"https://issuer.example": ["keys.issuer.example"]}.',
+            id="trusted_publishing.E019",
+        )
+    ]
 
 
 @register(Tags.models)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import jwt
@@ -17,6 +18,51 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from .conf import tp_settings
+
+#: The registered JWT claims (RFC 7519 section 4.1): every claim helper accepts them.
+REGISTERED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
+
+#: Every claim a real token of each provider can carry: the claim helpers accept these (and the
+#: registered claims) as keyword overrides, anything else is a TypeError. The app's own tests pin
+#: the same sets (``ALL_KNOWN_CLAIMS`` in tests/providers/test_<provider>.py).
+KNOWN_CLAIMS: dict[str, frozenset[str]] = {
+    "github": frozenset(
+        {
+            *("iss", "aud", "sub", "exp", "iat", "nbf", "jti"),
+            *("repository", "repository_id", "repository_owner", "repository_owner_id"),
+            *("repository_visibility", "enterprise", "enterprise_id", "issuer_scope"),
+            *("ref", "ref_type", "ref_protected", "sha", "head_ref", "base_ref", "event_name"),
+            *("workflow", "workflow_ref", "workflow_sha", "job_workflow_ref", "job_workflow_sha"),
+            *("environment", "environment_node_id", "runner_environment"),
+            *("run_id", "run_number", "run_attempt", "check_run_id", "actor", "actor_id"),
+        }
+    ),
+    "gitlab": frozenset(
+        {
+            *("iss", "aud", "sub", "exp", "iat", "nbf", "jti", "target_audience"),
+            *("namespace_id", "namespace_path", "project_id", "project_path"),
+            *("job_namespace_id", "job_namespace_path", "job_project_id", "job_project_path"),
+            *("user_id", "user_login", "user_email", "user_access_level", "user_identities"),
+            *("groups_direct", "pipeline_id", "pipeline_source", "job_id", "job_source"),
+            *("ref", "ref_type", "ref_path", "ref_protected", "sha", "project_visibility"),
+            *("environment", "environment_protected", "deployment_tier", "environment_action"),
+            *("runner_id", "runner_environment", "ci_config_ref_uri", "ci_config_sha"),
+        }
+    ),
+    "google": frozenset(
+        {"iss", "aud", "sub", "exp", "iat", "nbf", "azp", "email", "email_verified", "google"}
+    ),
+    "activestate": frozenset(
+        {
+            *("iss", "aud", "sub", "exp", "iat", "nbf"),
+            *("organization", "organization_id", "project", "project_id", "project_path"),
+            *("project_visibility", "actor", "actor_id", "builder", "artifact_id", "ingredient"),
+        }
+    ),
+}
+
+#: Families of claims a provider names freely (GitHub: organisation custom properties).
+KNOWN_CLAIM_PREFIXES: dict[str, tuple[str, ...]] = {"github": ("repo_property_",)}
 
 
 class TestIssuer:
@@ -103,12 +149,20 @@ class TestIssuer:
         owner_id: str = "1001",
         repository_id: str = "2002",
         event_name: str = "push",
-        **extra: Any,
+        audience: str | None = None,
+        lifetime: int = 300,
+        extra_claims: Mapping[str, Any] | None = None,
+        **overrides: Any,
     ) -> dict[str, Any]:
+        """A GitHub Actions token's claims. ``overrides`` replace (or add) claims a GitHub token
+        can carry; ``extra_claims`` adds claims it never carries."""
+        extra = self._overrides("github", "github_claims", overrides, extra_claims, audience)
         owner = repository.split("/", 1)[0]
         workflow_ref = f"{repository}/.github/workflows/{workflow}@{ref}"
         sha = "714a629c0b401fdce83e847fc9589983fc6f46bc"
         claims = self.base_claims(
+            audience=audience,
+            lifetime=lifetime,
             sub=f"repo:{repository}:ref:{ref}",
             repository=repository,
             repository_owner=owner,
@@ -146,14 +200,20 @@ class TestIssuer:
         environment: str | None = None,
         namespace_id: str = "72",
         project_id: str = "20",
-        **extra: Any,
+        audience: str | None = None,
+        lifetime: int = 3600,
+        extra_claims: Mapping[str, Any] | None = None,
+        **overrides: Any,
     ) -> dict[str, Any]:
+        """A GitLab CI token's claims (``overrides`` and ``extra_claims`` as for GitHub)."""
+        extra = self._overrides("gitlab", "gitlab_claims", overrides, extra_claims, audience)
         host = self.url.split("://", 1)[-1].rstrip("/")
         namespace = project_path.rsplit("/", 1)[0]
         ref = ref_path.rsplit("/", 1)[-1]
         sha = "714a629c0b401fdce83e847fc9589983fc6f46bc"
         claims = self.base_claims(
-            lifetime=3600,
+            audience=audience,
+            lifetime=lifetime,
             sub=f"project_path:{project_path}:ref_type:tag:ref:{ref}",
             namespace_id=namespace_id,
             namespace_path=namespace,
@@ -189,9 +249,21 @@ class TestIssuer:
         email: str = "release@acme-ci.iam.gserviceaccount.com",
         *,
         sub: str = "111122223333444455556",
-        **extra: Any,
+        audience: str | None = None,
+        lifetime: int = 3600,
+        extra_claims: Mapping[str, Any] | None = None,
+        **overrides: Any,
     ) -> dict[str, Any]:
-        claims = self.base_claims(lifetime=3600, email=email, email_verified=True, sub=sub, azp=sub)
+        """A Google service account's ID token claims (as for GitHub)."""
+        extra = self._overrides("google", "google_claims", overrides, extra_claims, audience)
+        claims = self.base_claims(
+            audience=audience,
+            lifetime=lifetime,
+            email=email,
+            email_verified=True,
+            sub=sub,
+            azp=sub,
+        )
         claims.pop("jti")  # Google ID tokens carry no jti
         claims.update(extra)
         return claims
@@ -202,9 +274,18 @@ class TestIssuer:
         project: str = "widgets",
         *,
         actor_id: str = "a1b2c3",
-        **extra: Any,
+        audience: str | None = None,
+        lifetime: int = 300,
+        extra_claims: Mapping[str, Any] | None = None,
+        **overrides: Any,
     ) -> dict[str, Any]:
+        """An ActiveState token's claims (as for GitHub)."""
+        extra = self._overrides(
+            "activestate", "activestate_claims", overrides, extra_claims, audience
+        )
         claims = self.base_claims(
+            audience=audience,
+            lifetime=lifetime,
             sub=f"org:{organization}:project:{project}",
             organization=organization,
             project=project,
@@ -219,6 +300,29 @@ class TestIssuer:
         claims.pop("jti")
         claims.update(extra)
         return claims
+
+    @staticmethod
+    def _overrides(
+        provider: str,
+        helper: str,
+        overrides: dict[str, Any],
+        extra_claims: Mapping[str, Any] | None,
+        audience: str | None,
+    ) -> dict[str, Any]:
+        """The claims to set last. A keyword that is neither a parameter nor a claim this
+        provider's tokens carry is a mistake (``audiance=``), not a new claim: TypeError."""
+        known = KNOWN_CLAIMS[provider] | REGISTERED_CLAIMS
+        prefixes = KNOWN_CLAIM_PREFIXES.get(provider, ())
+        unknown = sorted(n for n in overrides if n not in known and not n.startswith(prefixes))
+        if unknown:
+            raise TypeError(
+                f"{helper}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}: "
+                f"neither a parameter nor a claim of {provider} tokens (pass claims those "
+                "tokens never carry in extra_claims={...})"
+            )
+        if audience is not None and "aud" in overrides:
+            raise TypeError(f"{helper}() got both audience= and aud=")
+        return {**overrides, **(extra_claims or {})}
 
     # --- database --------------------------------------------------------------------------
     def register(self, provider: str = "github", *, static: bool = True, **fields: Any):  # type: ignore[no-untyped-def]

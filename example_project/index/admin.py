@@ -45,10 +45,10 @@ class FileAdmin(admin.ModelAdmin):
                     "uploaded_via_trusted_publisher", "uploaded_at"]
     list_filter = ["uploaded_via_trusted_publisher", "packagetype"]
     search_fields = ["filename", "uploaded_by", "publisher_label", "sha256"]
-    readonly_fields = ["release", "filename", "content", "sha256", "blake2_256", "size",
-                       "packagetype", "python_version", "requires_python", "uploaded_at",
-                       "uploaded_by", "uploaded_via_trusted_publisher", "publisher_label",
-                       "attestations"]
+    readonly_fields = ["release", "filename", "normalized_filename", "content", "sha256",
+                       "blake2_256", "size", "packagetype", "python_version", "requires_python",
+                       "uploaded_at", "uploaded_by", "uploaded_via_trusted_publisher",
+                       "publisher_label", "attestations"]
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False  # files arrive through /legacy/ only

@@ -31,7 +31,8 @@ from trusted_publishing.errors import UploadDenied
 from trusted_publishing.names import is_valid_project_name, normalize_project_name
 from trusted_publishing.uploads import authorize_upload
 
-from .auth import NotAuthenticated, Uploader, authenticate_uploader
+from .auth import NotAuthenticated, Throttled, Uploader, authenticate_uploader
+from .distfile import InvalidDistribution, normalized_filename, read_metadata
 from .models import File, Project, Release
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ _EXTENSIONS = {".whl": File.PackageType.WHEEL, ".tar.gz": File.PackageType.SDIST
                ".zip": File.PackageType.SDIST}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+FILE_REUSE_HELP = "See https://pypi.org/help/#file-name-reuse for more information."
 
 
 class UploadError(Exception):
@@ -52,13 +55,15 @@ class UploadError(Exception):
         self.reason = reason
 
 
-def _reply(status: int, message: str) -> HttpResponse:
+def _reply(status: int, message: str, *, retry_after: int | None = None) -> HttpResponse:
     # The status line must be one latin-1 line; the body carries the same text.
     line = " ".join(message.split())[:300].encode("latin-1", "replace").decode("latin-1")
     response = HttpResponse(message + "\n", status=status, reason=line,
                             content_type="text/plain; charset=utf-8")
     if status == 401:
         response["WWW-Authenticate"] = 'Basic realm="upload"'
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
     return response
 
 
@@ -73,6 +78,12 @@ class _Upload:
 
     def __init__(self, request: HttpRequest) -> None:
         post = request.POST
+        # PostgreSQL refuses NUL in text and jsonb: refuse it here, before anything is stored
+        # (PyPI's wording), whichever field carries it.
+        for field, values in post.lists():
+            if "\x00" in field or any("\x00" in value for value in values):
+                raise UploadError(400, f"Invalid value for {field.replace(chr(0), '')!r}. "
+                                       "Error: Null bytes are not allowed.")
         if post.get(":action") != "file_upload":
             raise UploadError(400, "Unknown action: use ':action' = 'file_upload'.")
         if post.get("protocol_version", "1") != "1":
@@ -113,9 +124,15 @@ class _Upload:
         self._check_size()
         self._check_digests(post)
         self.attestations = self._attestations(post.get("attestations"))
+        self._check_metadata()
+        self.normalized_filename = normalized_filename(self.filename)
 
     def _check_filename(self) -> None:
         filename = self.filename
+        if _CONTROL.search(filename):
+            raise UploadError(400, "Cannot upload a file with non-printable characters "
+                                   "(ordinals 0-31) or the DEL character (ordinal 127) in the "
+                                   "name.")
         if "/" in filename or "\\" in filename or filename.startswith("."):
             raise UploadError(400, f"Invalid filename {filename!r}.")
         extension = next((ext for ext in _EXTENSIONS if filename.endswith(ext)), None)
@@ -168,6 +185,20 @@ class _Upload:
                 raise UploadError(400, "The digest supplied does not match a digest calculated "
                                        f"from the uploaded file ({field}).")
 
+    def _check_metadata(self) -> None:
+        """The file's own metadata must name the project and version of the form."""
+        try:
+            metadata = read_metadata(self.content, self.filename)
+        except InvalidDistribution as exc:
+            raise UploadError(400, exc.reason) from None
+        if normalize_project_name(metadata.name) != self.normalized_name:
+            raise UploadError(400, f"Invalid distribution file. The metadata of {self.filename!r} "
+                                   f"names the project {metadata.name!r}, not {self.name!r}.")
+        if metadata.version != self.version:
+            raise UploadError(400, f"Invalid distribution file. The metadata of {self.filename!r} "
+                                   f"gives the version {str(metadata.version)!r}, not "
+                                   f"{str(self.version)!r}.")
+
     @staticmethod
     def _attestations(raw: str | None) -> list | None:
         # uv/twine send PEP 740 attestations as a JSON array. This index keeps them verbatim (a
@@ -176,13 +207,33 @@ class _Upload:
             return None
         try:
             value = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise UploadError(400, "Invalid attestations supplied during upload: not JSON.") \
                 from None
         if not isinstance(value, list):
             raise UploadError(400, "Invalid attestations supplied during upload: expected a "
                                    "JSON array.")
+        if _contains_nul(value):
+            # "\u0000" escapes decode to NUL, which PostgreSQL's jsonb refuses.
+            raise UploadError(400, "Invalid attestations supplied during upload: Null bytes are "
+                                   "not allowed.")
         return value
+
+
+def _contains_nul(value: object) -> bool:
+    """True if any string (key or value) in a decoded JSON document contains NUL."""
+    pending = [value]
+    while pending:  # iterative: depth is whatever the client sent
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+    return False
 
 
 def _authorise(request: HttpRequest, uploader: Uploader, upload: _Upload) -> Project | None:
@@ -232,18 +283,26 @@ def _store(request: HttpRequest, uploader: Uploader, upload: _Upload) -> File:
 
 
 def _write(uploader: Uploader, upload: _Upload, project: Project | None) -> File:
-    if File.objects.filter(filename=upload.filename).exists():
-        raise UploadError(400, f"File already exists ({upload.filename!r}). "
-                               "See https://pypi.org/help/#file-name-reuse for more "
-                               "information.")
+    # Compared normalised: "Kit-2.0.tar.gz", "kit-2.0.tar.gz" and "kit-2.tar.gz" are one file.
+    existing = (
+        File.objects.filter(normalized_filename=upload.normalized_filename)
+        .values_list("filename", flat=True)
+        .first()
+    )
+    if existing is not None:
+        raise UploadError(400, f"File already exists ({existing!r}). {FILE_REUSE_HELP}")
     if project is None:
         project = Project.objects.create(name=upload.name, created_by=uploader.label[:200])
         project.maintainers.add(uploader.user)
-    release, _ = Release.objects.get_or_create(project=project, version=str(upload.version))
+    release = _release(project, upload.version)
+    if (upload.filetype == File.PackageType.SDIST
+            and release.files.filter(packagetype=File.PackageType.SDIST).exists()):
+        raise UploadError(400, "Only one sdist may be uploaded per release.")
     principal = uploader.principal
     record = File(
         release=release,
         filename=upload.filename,
+        normalized_filename=upload.normalized_filename,
         sha256=upload.sha256,
         blake2_256=upload.blake2_256,
         size=upload.content.size,
@@ -264,11 +323,25 @@ def _write(uploader: Uploader, upload: _Upload, project: Project | None) -> File
     return record
 
 
+def _release(project: Project, version: Version) -> Release:
+    """The project's release for ``version``, matched as PEP 440 versions ("2" is "2.0")."""
+    for pk, known in Release.objects.filter(project=project).values_list("pk", "version"):
+        try:
+            if Version(known) == version:
+                return Release.objects.get(pk=pk)
+        except InvalidVersion:
+            continue
+    release, _ = Release.objects.get_or_create(project=project, version=str(version))
+    return release
+
+
 @csrf_exempt
 @require_POST
 def upload(request: HttpRequest) -> HttpResponse:
     try:
         uploader = authenticate_uploader(request)
+    except Throttled as exc:
+        return _reply(429, exc.reason, retry_after=exc.retry_after)
     except NotAuthenticated as exc:
         return _reply(401, exc.reason)
     try:
@@ -278,7 +351,6 @@ def upload(request: HttpRequest) -> HttpResponse:
         return _reply(exc.status, exc.reason)
     except IntegrityError:
         # Lost a race with a concurrent upload of the same file.
-        return _reply(400, "File already exists. See https://pypi.org/help/#file-name-reuse "
-                           "for more information.")
+        return _reply(400, f"File already exists. {FILE_REUSE_HELP}")
     logger.info("uploaded %s by %s", record.filename, uploader.label)
     return HttpResponse("OK\n", content_type="text/plain; charset=utf-8")

@@ -67,6 +67,13 @@ class File(models.Model):
 
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="files")
     filename = models.CharField(max_length=300, unique=True)
+    normalized_filename = models.CharField(
+        max_length=300,
+        unique=True,
+        editable=False,
+        help_text="The filename with its name and version normalised: 'Kit-2.0.tar.gz' and "
+        "'kit-2.0.tar.gz' are the same file.",
+    )
     content = models.FileField(upload_to=_file_path, max_length=500)
     sha256 = models.CharField("SHA-256", max_length=64, db_index=True)
     blake2_256 = models.CharField("BLAKE2b-256", max_length=64)

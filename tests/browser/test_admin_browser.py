@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from tests.support.dists import make_sdist
 from trusted_publishing.models import AuditEvent, GitHubPublisher, IssuedToken
 from trusted_publishing.testing import TestIssuer
 from trusted_publishing.uploads import authenticate_upload_token
@@ -37,7 +39,9 @@ def _post(url: str, **kwargs: Any) -> requests.Response:
 
 
 def _upload(base: str, token: str, version: str) -> requests.Response:
-    content = b"not really a tarball, the index only checks names and digests\n" + version.encode()
+    # A real sdist: the example index reads the name and version from its PKG-INFO.
+    with tempfile.TemporaryDirectory() as tmp:
+        content = make_sdist("gadgets", version, Path(tmp)).path.read_bytes()
     return _post(
         f"{base}/legacy/",
         auth=("__token__", token),

@@ -127,7 +127,7 @@ def github_idp(github_idp_session: FakeIdP) -> Iterator[FakeIdP]:
     github_idp_session.reset()
     yield github_idp_session
     github_idp_session.reset()
-    if github_idp_session._server is None:  # a test stopped it: bring it back for the next
+    if not github_idp_session.running:  # a test stopped it: bring it back for the next
         github_idp_session.start()
 
 

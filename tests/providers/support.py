@@ -1,7 +1,7 @@
 """Shared helpers for the core and provider tests (issuers, publishers, assertions).
 
-Plain functions rather than fixtures so the tests/test_core_* modules can use them too; each
-needs the database (call them from tests that use the ``db`` fixture).
+Plain functions rather than fixtures so the top-level tests/test_*.py modules can use them
+too; each needs the database (call them from tests that use the ``db`` fixture).
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from trusted_publishing.models import (
     TrustedIssuer,
     UsedIdentityToken,
 )
-from trusted_publishing.testing import TestIssuer
+from trusted_publishing.providers import RULES
+from trusted_publishing.testing import KNOWN_CLAIM_PREFIXES, KNOWN_CLAIMS, TestIssuer
+from trusted_publishing.verification import REQUIRED_CLAIMS, TIME_CLAIMS
 
 GITHUB_URL = "https://token.actions.test"
 GITLAB_URL = "https://gitlab.test"
@@ -160,3 +162,63 @@ def assert_refused(response: Any, status: int, code: str) -> dict[str, Any]:
 
 def last_failure() -> AuditEvent:
     return AuditEvent.objects.filter(kind=AuditEvent.Kind.EXCHANGE_FAILED).latest("id")
+
+
+# --- known claims ---------------------------------------------------------------------------
+#: Verified in every exchange whatever the provider: ``iss`` (the issuer allowlist), ``aud``,
+#: ``exp``, ``iat`` (required) and ``nbf`` (when present).
+VERIFIED_FOR_EVERY_PROVIDER = frozenset(REQUIRED_CLAIMS) | frozenset(TIME_CLAIMS)
+
+
+def checked_claims(provider: str) -> set[str]:
+    """The claims a provider's rules look at: verified for every token, required, compared by
+    a check, bound on first use, looked up by, and ``jti`` when it is the replay key."""
+    rules = RULES[provider]
+    checked = set(VERIFIED_FOR_EVERY_PROVIDER)
+    checked |= set(rules.required_claims) | {name for name, _check in rules.checks}
+    checked |= set(rules.bound_ids) | set(rules.lookup_claims)
+    if rules.requires_jti:
+        checked.add("jti")
+    return checked
+
+
+def snapshot_only_claims(provider: str) -> set[str]:
+    """The claims only copied into the token snapshot and audit trail."""
+    rules = RULES[provider]
+    stored = set(rules.snapshot_claims) | ({rules.run_id_claim} if rules.run_id_claim else set())
+    return stored - checked_claims(provider)
+
+
+def assert_known_claims_partition(
+    provider: str,
+    all_known: frozenset[str],
+    checked: frozenset[str],
+    snapshot: frozenset[str],
+    ignored: dict[str, str],
+) -> None:
+    """Every claim the provider's tokens carry is checked, only stored, or ignored with a reason,
+    and the rules agree: a new claim in the rules or in ``all_known`` fails until someone
+    decides which it is."""
+    assert checked_claims(provider) == checked, "the rules check other claims than pinned"
+    assert snapshot_only_claims(provider) == snapshot, "the snapshot differs from the pinned one"
+    assert not checked & snapshot and not (checked | snapshot) & set(ignored)
+    assert checked | snapshot | set(ignored) == all_known, (
+        "unaccounted: "
+        f"{sorted(all_known - checked - snapshot - set(ignored))}, "
+        f"not known: {sorted((checked | snapshot | set(ignored)) - all_known)}"
+    )
+    for claim, reason in ignored.items():
+        assert reason.strip() and "\n" not in reason and "|" not in reason, claim
+
+
+def assert_fake_issuer_knows(provider: str, all_known: frozenset[str]) -> None:
+    """TestIssuer accepts exactly these claims as keywords, and its tokens carry no others."""
+    prefixes = {f"{prefix}*" for prefix in KNOWN_CLAIM_PREFIXES.get(provider, ())}
+    assert KNOWN_CLAIMS[provider] | prefixes == all_known
+    issuer = TestIssuer()
+    helper = getattr(issuer, f"{provider}_claims")
+    tokens = [helper()]
+    if provider in ("github", "gitlab"):
+        tokens.append(helper(environment="pypi"))
+    for claims in tokens:
+        assert set(claims) <= all_known, sorted(set(claims) - all_known)

@@ -11,6 +11,8 @@ from trusted_publishing.models import GitHubPublisher, IssuedToken
 from trusted_publishing.testing import TestIssuer
 
 from .support import (
+    assert_fake_issuer_knows,
+    assert_known_claims_partition,
     assert_minted,
     assert_problem,
     assert_refused,
@@ -49,34 +51,8 @@ def test_valid_token_mints_for_the_publishers_projects(
 
 
 # --- wrong values ---------------------------------------------------------------------------
-WRONG_VALUES = {
-    "repository: another repository": {"repository": "acme/gadgets"},
-    "repository: another owner's repository": {"repository": "evil/widgets"},
-    "repository_owner": {"repository_owner": "evil"},
-    "workflow: another file in the repository": {
-        "job_workflow_ref": f"{WORKFLOWS}/other.yml@refs/tags/v1.0.0"
-    },
-    "workflow: file name differs in case": {
-        "job_workflow_ref": f"{WORKFLOWS}/Release.yml@refs/tags/v1.0.0"
-    },
-    "workflow: reusable workflow from another repository": {
-        "job_workflow_ref": "evil/tools/.github/workflows/release.yml@refs/tags/v1.0.0"
-    },
-    "workflow: ref matches neither ref nor sha": {
-        "job_workflow_ref": f"{WORKFLOWS}/release.yml@refs/heads/attacker"
-    },
-    "workflow: no ref at all": {"job_workflow_ref": f"{WORKFLOWS}/release.yml"},
-    "event_name: pull_request_target": {"event_name": "pull_request_target"},
-    "event_name: workflow_run": {"event_name": "workflow_run"},
-}
-
-
-@pytest.mark.parametrize("overrides", WRONG_VALUES.values(), ids=WRONG_VALUES.keys())
-def test_wrong_claim_value_is_refused(
-    client: Any, issuer: TestIssuer, publisher: GitHubPublisher, overrides: dict[str, Any]
-) -> None:
-    claims = {**issuer.github_claims(), **overrides}
-    assert_refused(post_mint(client, issuer.sign(claims)), 422, "invalid-publisher")
+# Wrong values of the claims the rules compare are rows of the hostile-token table
+# (tests/security/test_hostile_tokens.py, ids "github-...").
 
 
 @pytest.mark.parametrize(
@@ -189,20 +165,7 @@ def test_environment_matches_case_insensitively(
     assert_minted(post_mint(client, issuer.sign(issuer.github_claims(environment=token_env))))
 
 
-def test_publisher_environment_refuses_other_environment(client: Any, issuer: TestIssuer) -> None:
-    github_publisher(issuer, environment="pypi")
-    claims = issuer.github_claims(environment="staging")
-    body = assert_refused(post_mint(client, issuer.sign(claims)), 422, "invalid-publisher")
-    assert "environment" in body["detail"]
-
-
-def test_publisher_environment_refuses_token_without_environment(
-    client: Any, issuer: TestIssuer
-) -> None:
-    github_publisher(issuer, environment="pypi")
-    for claims in (issuer.github_claims(), issuer.github_claims(environment="")):
-        body = assert_refused(post_mint(client, issuer.sign(claims)), 422, "invalid-publisher")
-        assert "environment" in body["detail"]
+# Refusals (another environment, none, an empty one) are rows of the hostile-token table.
 
 
 def test_token_environment_with_unconstrained_publisher_is_accepted(
@@ -239,3 +202,78 @@ def test_disabled_publisher_does_not_match(
     publisher.enabled = False
     publisher.save()
     assert_refused(post_mint(client, issuer.sign(issuer.github_claims())), 422, "invalid-publisher")
+
+
+# --- known claims (pinned, as Warehouse pins ``all_known_claims``) --------------------------
+#: Every claim a GitHub Actions token carries (GitHub's claims_supported and docs; PyPI's list).
+ALL_KNOWN_CLAIMS = frozenset(
+    {
+        # registered
+        *("iss", "aud", "exp", "iat", "nbf", "jti", "sub"),
+        # the repository and its owner
+        *("repository", "repository_id", "repository_owner", "repository_owner_id"),
+        *("repository_visibility", "enterprise", "enterprise_id", "issuer_scope"),
+        # what ran, from which ref
+        *("ref", "ref_type", "ref_protected", "sha", "head_ref", "base_ref", "event_name"),
+        *("workflow", "workflow_ref", "workflow_sha", "job_workflow_ref", "job_workflow_sha"),
+        *("environment", "environment_node_id", "runner_environment"),
+        # the run and who started it
+        *("run_id", "run_number", "run_attempt", "check_run_id", "actor", "actor_id"),
+        # organisation custom properties: repo_property_<name>
+        "repo_property_*",
+    }
+)
+#: Claims the rules look at (see tests/providers/support.py::checked_claims).
+CHECKED_CLAIMS = frozenset(
+    {
+        *("iss", "aud", "exp", "iat", "nbf", "jti"),
+        *("repository", "repository_owner", "repository_owner_id", "repository_id"),
+        *("job_workflow_ref", "ref", "sha", "event_name", "environment"),
+    }
+)
+#: Claims only copied into the token snapshot and the audit trail.
+SNAPSHOT_CLAIMS = frozenset(
+    {"workflow_ref", "run_id", "run_attempt", "actor", "runner_environment"}
+)
+#: Claims this index deliberately ignores, each with its reason (also in docs/providers/github.md).
+IGNORED_CLAIMS = {
+    "sub": "repositories can customise its format; what it says is checked through repository, "
+    "job_workflow_ref and environment",
+    "enterprise": "the repository and its owner id identify the workload; an enterprise's own "
+    "issuer is told apart by the exact iss",
+    "enterprise_id": "the repository and its owner id identify the workload; an enterprise's own "
+    "issuer is told apart by the exact iss",
+    "issuer_scope": "listed in GitHub's claims_supported but undocumented",
+    "repository_visibility": "public or private does not change who may publish",
+    "ref_type": "follows from ref (refs/tags/ or refs/heads/), which job_workflow_ref must name",
+    "ref_protected": "branch protection is the repository's policy; protect the publisher's "
+    "environment instead",
+    "head_ref": "the source branch of a pull request; the workflow file at ref or sha, and the "
+    "environment, decide who may publish",
+    "base_ref": "the target branch of a pull request; the workflow file at ref or sha, and the "
+    "environment, decide who may publish",
+    "workflow": "the workflow's free-text display name; job_workflow_ref names the file",
+    "workflow_sha": "the commit of the calling workflow; job_workflow_ref is checked against ref "
+    "and sha",
+    "job_workflow_sha": "the commit of the job's workflow file; job_workflow_ref is checked "
+    "against ref and sha",
+    "environment_node_id": "GitHub's internal id of the environment; publishers name "
+    "environments, compared by name",
+    "run_number": "a counter per workflow; run_id and run_attempt identify the run in the audit "
+    "trail",
+    "check_run_id": "the job's check run; run_id and run_attempt identify the run in the audit "
+    "trail",
+    "actor_id": "who triggered the run does not decide who may publish; actor (the name) is in "
+    "the audit trail",
+    "repo_property_*": "custom properties an organisation defines freely, not an identity",
+}
+
+
+def test_every_known_claim_is_checked_stored_or_ignored() -> None:
+    assert_known_claims_partition(
+        "github", ALL_KNOWN_CLAIMS, CHECKED_CLAIMS, SNAPSHOT_CLAIMS, IGNORED_CLAIMS
+    )
+
+
+def test_the_fake_issuer_knows_the_same_claims() -> None:
+    assert_fake_issuer_knows("github", ALL_KNOWN_CLAIMS)

@@ -32,7 +32,7 @@ from trusted_publishing.models import IssuedToken, Publisher, TrustedIssuer
 from trusted_publishing.providers import RULES
 from trusted_publishing.testing import TestIssuer
 
-from .providers.support import (
+from .support import (
     activestate_publisher,
     github_publisher,
     gitlab_publisher,

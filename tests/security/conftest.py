@@ -8,29 +8,26 @@ from typing import Any
 
 import pytest
 
+from tests.support.idp import FakeIdP
 from trusted_publishing.models import GitHubPublisher, TrustedIssuer
-
-from .fault_idp import FaultIdP
 
 
 @pytest.fixture(scope="module")
-def idp_server() -> Iterator[FaultIdP]:
-    with FaultIdP() as server:
+def idp_server() -> Iterator[FakeIdP]:
+    with FakeIdP() as server:
         yield server
 
 
 @pytest.fixture
-def idp(idp_server: FaultIdP) -> Iterator[FaultIdP]:
+def idp(idp_server: FakeIdP) -> Iterator[FakeIdP]:
     """The module's IdP, behaving and with zeroed counters at the start of each test."""
-    idp_server.mode = "ok"
-    idp_server.extra_keys = []
-    idp_server.reset_counts()
+    idp_server.reset()
     yield idp_server
-    idp_server.mode = "ok"
+    idp_server.reset()
 
 
 @pytest.fixture
-def idp_issuer(idp: FaultIdP, db: Any) -> TrustedIssuer:
+def idp_issuer(idp: FakeIdP, db: Any) -> TrustedIssuer:
     """The IdP registered as a GitHub-style issuer whose keys come from OIDC discovery."""
     return idp.issuer.register("github", static=False)
 

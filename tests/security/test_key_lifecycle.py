@@ -14,15 +14,17 @@ from typing import Any
 
 import jwt
 import pytest
+from django.conf import settings
+from django.test import override_settings
 
 from tests.plugins.secrets_guard import count, record_secret
+from tests.support.idp import FakeIdP
 from trusted_publishing import cache as tp_cache
-from trusted_publishing.conf import override_tp_settings
-from trusted_publishing.keys import UnknownKey, get_signing_key
+from trusted_publishing.conf import override_tp_settings, tp_settings
+from trusted_publishing.keys import NEW_KEY_INTERVAL, UnknownKey, get_signing_key
 from trusted_publishing.models import AuditEvent, IssuedToken, TrustedIssuer
 
 from .conftest import post_json
-from .fault_idp import FaultIdP
 
 MINT = "/_/oidc/mint-token"
 FETCH_TIMEOUT = 0.5
@@ -40,13 +42,13 @@ def _mint(client: Any, token: str) -> Any:
     return post_json(client, MINT, {"token": token})
 
 
-def _token(idp: FaultIdP, **kwargs: Any) -> str:
+def _token(idp: FakeIdP, **kwargs: Any) -> str:
     return idp.issuer.sign(idp.issuer.github_claims(), **kwargs)
 
 
 # --- rotation ----------------------------------------------------------------------------------
 @pytest.mark.usefixtures("idp_publisher")
-def test_key_rotation_is_picked_up_with_exactly_one_fetch(client: Any, idp: FaultIdP) -> None:
+def test_key_rotation_is_picked_up_with_exactly_one_fetch(client: Any, idp: FakeIdP) -> None:
     with override_tp_settings(JWKS_FETCH_TIMEOUT=FETCH_TIMEOUT, JWKS_REFRESH_COOLDOWN=1):
         first = _mint(client, _token(idp))
         assert first.status_code == 200, first.json()
@@ -83,25 +85,167 @@ def test_key_rotation_is_picked_up_with_exactly_one_fetch(client: Any, idp: Faul
         assert idp.jwks_fetches == 2
 
 
+class _Clock:
+    """``time.time`` moved forward on demand (the cache's expiry and the keys' age follow it)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.offset = 0.0
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + self.offset)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Clock]:
+    """A fake clock and a local-memory cache of its own, whose expiry the fake clock drives
+    (the gate of a Redis or database cache expires in the server's real time)."""
+    caches_conf = {
+        **settings.CACHES,
+        "tp-clock": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "tp-clock",
+        },
+    }
+    with override_settings(CACHES=caches_conf), override_tp_settings(CACHE_ALIAS="tp-clock"):
+        tp_cache.get_cache().clear()  # local-memory caches outlive the override: start empty
+        yield _Clock(monkeypatch)
+        tp_cache.get_cache().clear()
+
+
+def test_a_new_key_is_accepted_within_10_s_of_the_last_fetch_whatever_the_cooldown(
+    idp: FakeIdP, idp_issuer: TrustedIssuer, clock: _Clock
+) -> None:
+    """Finding 9: with the default JWKS_REFRESH_COOLDOWN (60 s), a key published right after a
+    fetch used to be refused for a minute; now the next fetch is allowed 10 s after the last."""
+    with override_tp_settings(JWKS_FETCH_TIMEOUT=FETCH_TIMEOUT):
+        assert tp_settings.JWKS_REFRESH_COOLDOWN == 60  # the default
+        assert get_signing_key(idp_issuer, idp.issuer.kid).key_id == idp.issuer.kid
+        assert idp.jwks_fetches == 1
+        idp.rotate(keep_old=True)  # published right after our fetch: the worst case
+        new_kid = idp.issuer.kid
+        for step in (0.0, 5.0, 4.9):  # up to 9.9 s after the fetch: not yet, and no fetch
+            clock.advance(step)
+            with pytest.raises(UnknownKey):
+                get_signing_key(idp_issuer, new_kid)
+        assert idp.jwks_fetches == 1
+        clock.advance(0.2)  # 10.1 s after the fetch
+        assert get_signing_key(idp_issuer, new_kid).key_id == new_kid
+        assert (idp.discovery_fetches, idp.jwks_fetches) == (2, 2)
+
+
+def test_an_unknown_kid_flood_costs_at_most_one_fetch_per_10_s(
+    idp: FakeIdP, idp_issuer: TrustedIssuer, clock: _Clock
+) -> None:
+    """40 s of (fake) time, 50 random kids a second: one fetch at the start, then exactly one
+    per 10 s interval, never two within 10 s (default cooldown)."""
+    fetched_at: list[float] = []
+    tried = 0
+    with override_tp_settings(JWKS_FETCH_TIMEOUT=FETCH_TIMEOUT):
+        for _ in range(400):  # 0.1 s steps
+            before = idp.jwks_fetches
+            for _ in range(5):
+                with pytest.raises(UnknownKey):
+                    get_signing_key(idp_issuer, uuid.uuid4().hex)
+                tried += 1
+            if idp.jwks_fetches != before:
+                fetched_at.append(clock.offset)
+            clock.advance(0.1)
+    count("unknown-kid key lookups", tried)
+    gaps = [b - a for a, b in zip(fetched_at, fetched_at[1:], strict=False)]
+    assert len(fetched_at) == 4, fetched_at  # t = 0, ~10, ~20, ~30
+    # Fetch times are known to one 0.1 s step (real time passes too).
+    assert all(gap >= NEW_KEY_INTERVAL - 0.15 for gap in gaps), gaps
+    assert idp.discovery_fetches == idp.jwks_fetches == 4
+
+
+def test_a_gate_that_expires_early_does_not_allow_an_early_fetch(
+    idp: FakeIdP, idp_issuer: TrustedIssuer, clock: _Clock
+) -> None:
+    """The database cache and memcached expire on whole seconds, and any cache may evict: the
+    gate can vanish before 10 s. The shared keyset's fetch time still holds the next fetch back
+    until 10 s after the last one ended (found against gunicorn + the database cache)."""
+    cache = tp_cache.get_cache()
+    with override_tp_settings(JWKS_FETCH_TIMEOUT=FETCH_TIMEOUT):
+        get_signing_key(idp_issuer, idp.issuer.kid)
+        first_fetch_ended = cache.get(_cache_key("set", idp.url))["fetched_at"]
+        idp.rotate(keep_old=True)
+        new_kid = idp.issuer.kid
+        # Evicted after 2 s: still refused without a fetch, and the gate is set again.
+        clock.advance(2)
+        cache.delete(_cache_key("gate", idp.url))
+        with pytest.raises(UnknownKey):
+            get_signing_key(idp_issuer, new_kid)
+        assert idp.jwks_fetches == 1
+        assert cache.get(_cache_key("gate", idp.url)) == "done"
+        # Expired 0.6 s early: the worker that wins the gate waits the rest out, then fetches.
+        clock.advance(7.4)
+        cache.delete(_cache_key("gate", idp.url))
+        started = time.monotonic()
+        assert get_signing_key(idp_issuer, new_kid).key_id == new_kid
+        waited = time.monotonic() - started
+        assert idp.jwks_fetches == 2
+        assert 0.3 <= waited <= 1.5, waited
+        second_fetch_ended = cache.get(_cache_key("set", idp.url))["fetched_at"]
+        assert second_fetch_ended - first_fetch_ended >= NEW_KEY_INTERVAL
+
+
+def test_a_shorter_cooldown_still_applies(idp: FakeIdP, idp_issuer: TrustedIssuer) -> None:
+    """The 10 s cap never lengthens a cooldown a deployment set shorter."""
+    with override_tp_settings(JWKS_FETCH_TIMEOUT=FETCH_TIMEOUT, JWKS_REFRESH_COOLDOWN=1):
+        get_signing_key(idp_issuer, idp.issuer.kid)
+        idp.rotate(keep_old=True)
+        time.sleep(1.1)
+        assert get_signing_key(idp_issuer, idp.issuer.kid).key_id == idp.issuer.kid
+    assert idp.jwks_fetches == 2
+
+
+def test_a_failed_fetch_still_waits_the_full_cooldown(
+    idp: FakeIdP, idp_issuer: TrustedIssuer, clock: _Clock
+) -> None:
+    """After a failure the issuer is left alone for JWKS_REFRESH_COOLDOWN (60 s), not 10 s."""
+    from trusted_publishing.errors import IssuerUnavailable
+
+    with override_tp_settings(JWKS_FETCH_TIMEOUT=FETCH_TIMEOUT):
+        idp.mode = "500"
+        with pytest.raises(IssuerUnavailable):
+            get_signing_key(idp_issuer, idp.issuer.kid)
+        idp.mode = "ok"
+        idp.reset_counts()
+        clock.advance(30)
+        with pytest.raises(IssuerUnavailable):
+            get_signing_key(idp_issuer, idp.issuer.kid)
+        assert idp.total_requests == 0
+        clock.advance(30.5)
+        assert get_signing_key(idp_issuer, idp.issuer.kid).key_id == idp.issuer.kid
+        assert idp.jwks_fetches == 1
+
+
 # --- refetch storms ----------------------------------------------------------------------------
 @pytest.mark.usefixtures("idp_publisher", "fast_keys")
 def test_flood_of_random_kids_causes_no_refetch_within_the_cooldown(
-    client: Any, idp: FaultIdP
+    client: Any, idp: FakeIdP
 ) -> None:
     assert _mint(client, _token(idp)).status_code == 200
     assert idp.jwks_fetches == 1
+    started = time.monotonic()
     flood = 200
     for _ in range(flood):
         response = _mint(client, _token(idp, kid=uuid.uuid4().hex))
         assert response.status_code == 422
         assert response.json()["code"] == "invalid-token"
+    elapsed = time.monotonic() - started
     count("hostile tokens tried", flood)
-    assert (idp.discovery_fetches, idp.jwks_fetches) == (1, 1)
+    # Normally well under NEW_KEY_INTERVAL (10 s): no refetch at all. On a very slow machine,
+    # at most one more per elapsed interval.
+    allowed = 1 + int(elapsed // NEW_KEY_INTERVAL)
+    assert idp.discovery_fetches == idp.jwks_fetches <= allowed, elapsed
     assert IssuedToken.objects.count() == 1
 
 
 @pytest.mark.usefixtures("fast_keys")
-def test_concurrent_unknown_kids_share_one_fetch(idp: FaultIdP, idp_issuer: TrustedIssuer) -> None:
+def test_concurrent_unknown_kids_share_one_fetch(idp: FakeIdP, idp_issuer: TrustedIssuer) -> None:
     """32 threads with random kids against a cold cache and a slowish issuer: one fetch."""
     issuer = TrustedIssuer.objects.get(url=idp.url)
     assert issuer is not None
@@ -132,7 +276,7 @@ def test_concurrent_unknown_kids_share_one_fetch(idp: FaultIdP, idp_issuer: Trus
 
 
 def test_unknown_kids_refetch_at_most_once_per_cooldown(
-    idp: FaultIdP, idp_issuer: TrustedIssuer
+    idp: FakeIdP, idp_issuer: TrustedIssuer
 ) -> None:
     issuer = TrustedIssuer.objects.get(url=idp.url)
     assert issuer is not None
@@ -171,7 +315,7 @@ OUTAGES = [
 
 @pytest.mark.usefixtures("idp_publisher", "fast_keys")
 @pytest.mark.parametrize("mode", OUTAGES)
-def test_issuer_outage_is_a_clean_retryable_503(client: Any, idp: FaultIdP, mode: str) -> None:
+def test_issuer_outage_is_a_clean_retryable_503(client: Any, idp: FakeIdP, mode: str) -> None:
     idp.mode = mode
     idp.slow_seconds = 3.0
     token = _token(idp)
@@ -229,7 +373,7 @@ def test_unreachable_issuer_is_a_clean_503(client: Any) -> None:
 @pytest.mark.usefixtures("idp_publisher", "fast_keys")
 @pytest.mark.parametrize("mode", ["down", "slow", "500", "html", "wrong-issuer", "empty-keys"])
 def test_cached_keys_keep_valid_tokens_working_during_an_outage(
-    client: Any, idp: FaultIdP, mode: str
+    client: Any, idp: FakeIdP, mode: str
 ) -> None:
     assert _mint(client, _token(idp)).status_code == 200
     idp.mode = mode
@@ -246,15 +390,17 @@ def test_cached_keys_keep_valid_tokens_working_during_an_outage(
 
 @pytest.mark.usefixtures("idp_publisher")
 @pytest.mark.parametrize("mode", ["down", "500", "slow", "empty-keys"])
-def test_stale_keys_survive_a_failed_refresh(client: Any, idp: FaultIdP, mode: str) -> None:
+def test_stale_keys_survive_a_failed_refresh(client: Any, idp: FakeIdP, mode: str) -> None:
     """Past JWKS_MAX_AGE the app refreshes; when that fails it keeps the keys it has."""
     with override_tp_settings(
         JWKS_FETCH_TIMEOUT=FETCH_TIMEOUT, JWKS_REFRESH_COOLDOWN=60, JWKS_MAX_AGE=0
     ):
         assert _mint(client, _token(idp)).status_code == 200
-        tp_cache.get_cache().delete_many(
-            [k for k in [_gate_key(idp.url)] if k]
-        )  # the periodic refresh is due now
+        # The periodic refresh is due now: the keys are an hour old and the gate has expired.
+        cache = tp_cache.get_cache()
+        keyset = cache.get(_cache_key("set", idp.url))
+        cache.set(_cache_key("set", idp.url), {**keyset, "fetched_at": time.time() - 3600}, None)
+        cache.delete(_cache_key("gate", idp.url))
         idp.mode = mode
         idp.slow_seconds = 3.0
         idp.reset_counts()
@@ -268,7 +414,7 @@ def test_stale_keys_survive_a_failed_refresh(client: Any, idp: FaultIdP, mode: s
         assert idp.discovery_fetches == 1
 
 
-def _gate_key(url: str) -> str:
-    from trusted_publishing.keys import _cache_key
+def _cache_key(kind: str, url: str) -> str:
+    from trusted_publishing.keys import _cache_key as keys_cache_key
 
-    return _cache_key("gate", url)
+    return keys_cache_key(kind, url)

@@ -1,23 +1,26 @@
-"""A fake OIDC identity provider on loopback, for end-to-end tests with the real clients.
+"""The test suite's fake OIDC identity provider: a real HTTP issuer on 127.0.0.1.
 
-It serves, over plain http on 127.0.0.1 (random port):
+:class:`trusted_publishing.testing.TestIssuer` owns the keys, builds each provider's claims and
+signs; :class:`FakeIdP` serves it over plain http on a random loopback port:
 
-* ``/.well-known/openid-configuration`` and ``/.well-known/jwks`` (so the index can register it
-  as a *discovery* issuer: ``TRUSTED_PUBLISHING["ALLOW_INSECURE_LOOPBACK_ISSUERS"] = True``);
+* ``/.well-known/openid-configuration`` and ``/.well-known/jwks``, so the index can register it
+  as a *discovery* issuer (``TRUSTED_PUBLISHING["ALLOW_INSECURE_LOOPBACK_ISSUERS"] = True``);
 * GitHub Actions' ID-token request API at ``/token``: ``GET /token?audience=<aud>`` with
-  ``Authorization: bearer <request token>`` → ``{"value": <jwt>}``.
+  ``Authorization: bearer <request token>`` -> ``{"value": <jwt>}``.
 
-Tokens are signed by a :class:`trusted_publishing.testing.TestIssuer` whose ``iss`` is this
-server's URL. A test chooses the claims of the tokens handed out (``job()`` for GitHub-style
-claims that stick, ``next_claims()`` for a one-shot override) and can inject faults::
+A test chooses the claims of the tokens handed out (``job()`` for GitHub claims that stick,
+``claims()`` for any provider, ``next_claims()`` for a one-shot override) and how the server
+misbehaves::
 
-    idp.fault("jwks", "500")           # or "html", "huge", "redirect", "slow", "reset"
-    idp.mismatched_issuer = True       # discovery names another issuer
-    idp.rotate()                       # new signing key; old key dropped (keep_old=True keeps it)
-    idp.stop(); idp.start()            # really down: connection refused, same port after
-    idp.count("jwks")                  # requests seen per endpoint
+    idp.mode = "500"                # any of MODES; "ok" behaves
+    idp.slow_seconds = 3.0          # how long "slow" waits
+    idp.rotate(keep_old=True)       # new signing key; the old public key stays published
+    idp.extra_keys = [jwk]          # more keys published next to the current one
+    idp.stop(); idp.start()         # really down (connection refused), same port after
+    idp.jwks_fetches, idp.requests  # requests seen (per path)
 
-All knobs are reset by :meth:`reset`.
+All knobs are reset by :meth:`reset`. :class:`CountingServer` is a server that must never be
+contacted (the target of hostile ``jku``/``x5u`` headers).
 """
 
 from __future__ import annotations
@@ -25,24 +28,39 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from trusted_publishing.testing import TestIssuer
 
-#: endpoint names accepted by fault()/count()
-ENDPOINTS = ("discovery", "jwks", "token")
-FAULTS = ("500", "html", "huge", "redirect", "slow", "reset", "404")
-_PATHS = {
-    "/.well-known/openid-configuration": "discovery",
-    "/.well-known/jwks": "jwks",
-    "/token": "token",
-}
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+JWKS_PATH = "/.well-known/jwks"
+TOKEN_PATH = "/token"
+
+#: What the server does (``ok`` = behave). Unless noted, a mode applies to every path (the token
+#: endpoint too); modes ending in ``-jwks`` only break the JWKS endpoint.
+MODES = (
+    "ok",
+    "down",  # accept the connection, then close it without answering
+    "slow",  # answer only after `slow_seconds`
+    "drip",  # send headers at once, then the body one byte every 0.2 s
+    "500",
+    "html",  # 200 with an HTML error page
+    "huge",  # 10 MB body with Content-Length
+    "huge-unsized",  # 10 MB body, no Content-Length (connection close)
+    "redirect",  # 302 to /elsewhere/<path>, which would serve valid documents
+    "wrong-issuer",  # discovery names another issuer
+    "jwks-link-local",  # discovery points jwks_uri at a cloud metadata address
+    "jwks-file",  # discovery points jwks_uri at file:///etc/passwd
+    "500-jwks",
+    "empty-keys",  # JWKS with no keys
+    "not-object",  # JSON, but a list
+)
+
+ClaimsSpec = dict[str, Any] | Callable[[str], dict[str, Any]]
 
 
 class _Server(ThreadingHTTPServer):
@@ -56,47 +74,64 @@ class FakeIdP:
         *,
         request_token: str = "test-request-token",
         audience: str | None = None,
-        port: int = 0,
+        issuer_factory: Callable[[str], TestIssuer] = TestIssuer,
     ) -> None:
         self.request_token = request_token
         self.default_audience = audience
-        self._port = port
         self._lock = threading.Lock()
-        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self.issuer: TestIssuer | None = None
+        self._release = threading.Event()  # wakes sleeping handlers at shutdown
+        self._server: _Server | None = self._bind(0)
+        self.port = self._server.server_address[1]
+        self.issuer: TestIssuer = issuer_factory(self.url)
         self.reset()
 
-    # --- lifecycle ----------------------------------------------------------------------------
+    # --- lifecycle -----------------------------------------------------------------------------
+    def _bind(self, port: int) -> _Server:
+        idp = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass  # keep test output quiet
+
+            def do_GET(self) -> None:  # noqa: N802
+                idp._handle(self)
+
+        return _Server(("127.0.0.1", port), Handler)
+
     def start(self) -> FakeIdP:
-        """Start serving (again, on the same port after stop())."""
-        if self._server is not None:
+        """Start serving (again, on the same port after :meth:`stop`)."""
+        if self._thread is not None:
             return self
-        server = _Server(("127.0.0.1", self._port), self._handler_class())
-        self._port = server.server_address[1]
-        if self.issuer is None:
-            self.issuer = TestIssuer(self.url)
-        self._server = server
+        if self._server is None:
+            self._server = self._bind(self.port)
+        self._release.clear()
         self._thread = threading.Thread(
-            target=server.serve_forever,
+            target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
-            name=f"fake-idp-{self._port}",
+            name=f"fake-idp-{self.port}",
             daemon=True,
         )
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop listening: clients get "connection refused" until start()."""
+        """Stop listening: clients get "connection refused" until :meth:`start`."""
+        self._release.set()
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
+            if self._thread is not None:
+                server.shutdown()
             server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
 
-    close = stop
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
 
     def __enter__(self) -> FakeIdP:
         return self.start()
@@ -105,40 +140,40 @@ class FakeIdP:
         self.stop()
 
     @property
-    def port(self) -> int:
-        return self._port
-
-    @property
     def url(self) -> str:
         """The issuer URL (``iss``)."""
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def token_url(self) -> str:
         # GitHub's real URL carries a query string; id >= 1.6.1 and uv merge `audience` into it.
-        return f"{self.url}/token?api-version=2.0"
+        return f"{self.url}{TOKEN_PATH}?api-version=2.0"
 
     @property
     def discovery_url(self) -> str:
-        return f"{self.url}/.well-known/openid-configuration"
+        return self.url + DISCOVERY_PATH
 
     @property
     def jwks_url(self) -> str:
-        return f"{self.url}/.well-known/jwks"
+        return self.url + JWKS_PATH
 
-    # --- knobs -------------------------------------------------------------------------------
+    # --- knobs ---------------------------------------------------------------------------------
     def reset(self) -> None:
+        """Behave again, publish only the current key, forget claims choices and counters."""
         with self._lock:
+            self.mode = "ok"
+            self.slow_seconds = 2.0
+            #: Extra keys published next to the issuer's current one (e.g. before a rotation).
+            self.extra_keys: list[dict[str, Any]] = []
             self._job: dict[str, Any] = {}
             self._claims_factory: Callable[[str], dict[str, Any]] | None = None
-            self._one_shot: list[dict[str, Any] | Callable[[str], dict[str, Any]]] = []
-            self._faults: dict[str, tuple[str, dict[str, Any]]] = {}
-            self._old_keys: list[dict[str, Any]] = []
-            self.mismatched_issuer = False
+            self._one_shot: list[ClaimsSpec] = []
             self.requests: Counter[str] = Counter()
-            self.log: list[tuple[str, str]] = []
             self.last_audience: str | None = None
-            self.issued: list[dict[str, Any]] = []
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.requests.clear()
 
     def job(
         self,
@@ -167,70 +202,53 @@ class FakeIdP:
             self._claims_factory = factory
         return self
 
-    def next_claims(self, claims: dict[str, Any] | Callable[[str], dict[str, Any]]) -> FakeIdP:
+    def next_claims(self, claims: ClaimsSpec) -> FakeIdP:
         """The next token only gets these claims (a dict, or a function of the audience)."""
         with self._lock:
             self._one_shot.append(claims)
         return self
 
-    def fault(self, endpoint: str, kind: str | None, **options: Any) -> None:
-        """Make ``endpoint`` ("discovery", "jwks", "token" or "*") misbehave; kind None clears.
-
-        Kinds: "500" (HTTP 500 JSON), "404", "html" (200 with an HTML page), "huge" (200 with
-        ``size`` bytes, default 2 MiB, of valid-looking JSON), "redirect" (302 to ``location``,
-        default an address nobody listens on), "slow" (sleep ``delay`` seconds, default 10,
-        then answer normally), "reset" (close the connection without an answer).
-        """
-        if endpoint != "*" and endpoint not in ENDPOINTS:
-            raise ValueError(f"unknown endpoint {endpoint!r}")
-        if kind is not None and kind not in FAULTS:
-            raise ValueError(f"unknown fault {kind!r}")
-        with self._lock:
-            if kind is None:
-                self._faults.pop(endpoint, None)
-            else:
-                self._faults[endpoint] = (kind, options)
-
-    @contextmanager
-    def faulty(self, endpoint: str, kind: str, **options: Any) -> Iterator[None]:
-        self.fault(endpoint, kind, **options)
-        try:
-            yield
-        finally:
-            self.fault(endpoint, None)
-
     def rotate(self, *, keep_old: bool = False) -> None:
         """Switch to a new signing key (new kid). keep_old: still publish the old public key."""
-        assert self.issuer is not None
         with self._lock:
             if keep_old:
-                self._old_keys.append(self.issuer.public_jwk())
+                self.extra_keys.append(self.issuer.public_jwk())
             self.issuer.rotate()
 
-    def count(self, endpoint: str) -> int:
-        return self.requests[endpoint]
+    # --- observations --------------------------------------------------------------------------
+    @property
+    def jwks_fetches(self) -> int:
+        return self.requests[JWKS_PATH]
 
-    # --- documents -----------------------------------------------------------------------------
+    @property
+    def discovery_fetches(self) -> int:
+        return self.requests[DISCOVERY_PATH]
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    # --- documents and tokens ------------------------------------------------------------------
     def jwks(self) -> dict[str, Any]:
-        assert self.issuer is not None
-        return {"keys": [self.issuer.public_jwk(), *self._old_keys]}
+        return {"keys": [self.issuer.public_jwk(), *self.extra_keys]}
 
     def discovery(self) -> dict[str, Any]:
-        assert self.issuer is not None
         document = self.issuer.discovery_document(jwks_uri=self.jwks_url)
-        if self.mismatched_issuer:
-            document["issuer"] = "http://127.0.0.1:1/someone-else"
+        if self.mode == "wrong-issuer":
+            document["issuer"] = "https://token.actions.githubusercontent.com"
+        elif self.mode == "jwks-link-local":
+            document["jwks_uri"] = "http://169.254.169.254/latest/meta-data/keys"
+        elif self.mode == "jwks-file":
+            document["jwks_uri"] = "file:///etc/passwd"
         return document
 
     def github_claims(self, audience: str, **overrides: Any) -> dict[str, Any]:
-        assert self.issuer is not None
         job = {**self._job, **overrides}
         repository = job.pop("repository", "acme/widgets")
         workflow = job.pop("workflow", "release.yml")
-        return self.issuer.github_claims(repository, workflow, aud=audience, **job)
+        return self.issuer.github_claims(repository, workflow, audience=audience, **job)
 
     def sign(self, claims: dict[str, Any]) -> str:
-        assert self.issuer is not None
         return self.issuer.sign(claims)
 
     def token_for(self, audience: str) -> str:
@@ -246,98 +264,135 @@ class FakeIdP:
             claims = factory(audience)
         else:
             claims = self.github_claims(audience)
-        self.issued.append(claims)
         return self.sign(claims)
 
-    # --- HTTP --------------------------------------------------------------------------------
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        idp = self
+    # --- HTTP ----------------------------------------------------------------------------------
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(handler.path)
+        path = parts.path
+        with self._lock:
+            self.requests[path] += 1
+        mode = self.mode
+        if mode == "down":
+            # Close without a response: the client sees a dropped connection.
+            handler.close_connection = True
+            try:
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if mode == "slow":
+            self._release.wait(self.slow_seconds)
+        if mode == "500" or (mode == "500-jwks" and path == JWKS_PATH):
+            return self._send(handler, 500, b"internal error", "text/plain")
+        if mode == "html":
+            return self._send(handler, 200, b"<html><body>Maintenance</body></html>", "text/html")
+        if mode == "redirect" and not path.startswith("/elsewhere/"):
+            handler.send_response(302)
+            handler.send_header("Location", f"{self.url}/elsewhere{path}")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        if mode in {"huge", "huge-unsized"}:
+            return self._send_huge(handler, sized=mode == "huge")
+        if mode == "not-object":
+            return self._send(handler, 200, b"[1, 2, 3]", "application/json")
+
+        path = path.removeprefix("/elsewhere")
+        if path == DISCOVERY_PATH:
+            body = json.dumps(self.discovery()).encode()
+        elif path == JWKS_PATH:
+            body = json.dumps({"keys": []} if mode == "empty-keys" else self.jwks()).encode()
+        elif path == TOKEN_PATH:
+            status, document = self._token(handler, parse_qs(parts.query))
+            return self._send(handler, status, json.dumps(document).encode(), "application/json")
+        else:
+            return self._send(handler, 404, b"not found", "text/plain")
+        if mode == "drip":
+            return self._drip(handler, body)
+        self._send(handler, 200, body, "application/json")
+
+    def _token(
+        self, handler: BaseHTTPRequestHandler, query: dict[str, list[str]]
+    ) -> tuple[int, dict[str, Any]]:
+        scheme, _, supplied = handler.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or supplied.strip() != self.request_token:
+            return 401, {"message": "Bad credentials"}
+        audience = (query.get("audience") or [self.default_audience or ""])[0]
+        if not audience:
+            return 400, {"message": "audience required"}
+        self.last_audience = audience
+        return 200, {"count": 1, "value": self.token_for(audience)}
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str) -> None:
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", ctype)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        except OSError:  # the client gave up: that is the point of several modes
+            pass
+
+    def _send_huge(self, handler: BaseHTTPRequestHandler, *, sized: bool) -> None:
+        size = 10 * 1024 * 1024
+        chunk = b" " * 65536
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            if sized:
+                handler.send_header("Content-Length", str(size))
+            else:
+                handler.send_header("Connection", "close")
+                handler.close_connection = True
+            handler.end_headers()
+            for _ in range(size // len(chunk)):
+                handler.wfile.write(chunk)
+        except OSError:
+            pass
+
+    def _drip(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            for byte in body:
+                if self._release.wait(0.2):
+                    return
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+        except OSError:
+            pass
+
+
+class CountingServer:
+    """A server that must never be contacted (targets of jku/x5u headers): counts requests."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        counter = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                return  # keep pytest output clean; see idp.log
-
-            def _send(
-                self,
-                status: int,
-                body: bytes,
-                content_type: str = "application/json",
-                headers: dict[str, str] | None = None,
-            ) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _json(self, status: int, data: Any) -> None:
-                self._send(status, json.dumps(data).encode())
+                pass
 
             def do_GET(self) -> None:  # noqa: N802
-                parts = urlsplit(self.path)
-                endpoint = _PATHS.get(parts.path)
-                with idp._lock:
-                    idp.log.append(("GET", self.path))
-                    if endpoint:
-                        idp.requests[endpoint] += 1
-                    fault = idp._faults.get(endpoint or "") or idp._faults.get("*")
-                if endpoint is None:
-                    self._json(404, {"message": "not found"})
-                    return
-                if fault is not None and self._apply_fault(*fault):
-                    return
-                if endpoint == "discovery":
-                    self._json(200, idp.discovery())
-                elif endpoint == "jwks":
-                    self._json(200, idp.jwks())
-                else:
-                    self._token(parse_qs(parts.query))
+                counter.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"keys": []}')
 
-            def _apply_fault(self, kind: str, options: dict[str, Any]) -> bool:
-                """Answer with the fault; False means "carry on normally" (slow)."""
-                if kind == "slow":
-                    time.sleep(float(options.get("delay", 10)))
-                    return False
-                if kind == "reset":
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                    return True
-                if kind == "500":
-                    self._json(500, {"message": "internal error"})
-                elif kind == "404":
-                    self._json(404, {"message": "not found"})
-                elif kind == "html":
-                    self._send(
-                        200,
-                        b"<!DOCTYPE html><html><body><h1>Sign in</h1></body></html>",
-                        "text/html; charset=utf-8",
-                    )
-                elif kind == "huge":
-                    size = int(options.get("size", 2 * 1024 * 1024))
-                    padding = b" " * max(0, size - 12)
-                    self._send(200, b'{"keys": []' + padding + b"}")
-                elif kind == "redirect":
-                    location = options.get("location", "http://127.0.0.1:9/elsewhere")
-                    self._send(302, b"", headers={"Location": location})
-                return True
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-            def _token(self, query: dict[str, list[str]]) -> None:
-                scheme, _, supplied = self.headers.get("Authorization", "").partition(" ")
-                if scheme.lower() != "bearer" or supplied.strip() != idp.request_token:
-                    self._json(401, {"message": "Bad credentials"})
-                    return
-                audience = (query.get("audience") or [idp.default_audience or ""])[0]
-                if not audience:
-                    self._json(400, {"message": "audience required"})
-                    return
-                idp.last_audience = audience
-                self._json(200, {"count": 1, "value": idp.token_for(audience)})
+    def __enter__(self) -> CountingServer:
+        self._thread.start()
+        return self
 
-        return Handler
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
