@@ -1,18 +1,37 @@
-"""One database backend's measurements, run in its own process (Django settings are per
+"""The configured database's measurements, in their own process (Django settings are per
 process): ``python -m benchmarks.backend SPEC_JSON OUTPUT_JSON``.
 
-The driver (``python -m benchmarks``) starts one of these per database and merges the results.
-The spec names the database URL, the cache URL and prefix, the phases and their sizes.
+Phases, in order, each writing its part of the result as soon as it is done (a later failure
+keeps the earlier figures):
+
+1. cold start: the issuer and the publisher are registered with the operator CLI, the first
+   mint fetches the issuer's keys (one discovery + one JWKS request);
+2. in-process on the near-empty database: mint, upload, password check, bare decode
+   (figures 1 and 7), statements and rows per release (figures 4 and 5);
+3. HTTP: gunicorn, 2 workers, closed-loop mint load (figure 3), then a key rotation under load
+   (figure 6);
+4. history: 1,000,000 audit events, 100,000 tokens, 100,000 publishers, then phase 2 again
+   (figure 4);
+5. purge: 1,000,000 expired rows, ``trusted_publishing purge`` while mints continue over HTTP at
+   a steady rate (figure 5; PostgreSQL only).
+
+The counting identity provider runs throughout; its requests outside the cold start and the
+rotation are the steady-state figure of 6.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
+import traceback
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _setup_django(spec: dict[str, Any]) -> None:
@@ -25,133 +44,356 @@ def _setup_django(spec: dict[str, Any]) -> None:
     django.setup()
 
 
-def run(spec: dict[str, Any]) -> dict[str, Any]:
-    _setup_django(spec)
-    from django.core.management import call_command
-    from django.db import connection
+def say(spec: dict[str, Any], text: str) -> None:
+    print(f"  [{spec['name']}] {text}", file=sys.stderr, flush=True)
 
-    import trusted_publishing.keys as keys_module
-    from trusted_publishing.models import GitHubPublisher, KeySource, TrustedIssuer
 
-    from . import http_load, inprocess
-    from .idp import CountingIdP
-    from .seed import seed
-    from .stats import best_round
+class Run:
+    def __init__(self, spec: dict[str, Any], output: Path) -> None:
+        self.spec = spec
+        self.sizes = spec["sizes"]
+        self.output = output
+        self.result: dict[str, Any] = {"phases_done": []}
+        self.limit = float(self.sizes["phase_time_limit"])
 
-    sizes = spec["sizes"]
-    phases = spec["phases"]
-    limit = float(sizes["phase_time_limit"])
-    result: dict[str, Any] = {
-        "backend": spec["name"],
-        "vendor": connection.vendor,
-        "cache": spec["cache_url"].split(":", 1)[0],
-    }
-    started = time.perf_counter()
-    call_command("migrate", verbosity=0, interactive=False)
-    if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA journal_mode")
-            result["sqlite_journal_mode"] = cursor.fetchone()[0]
-    result["migrate_seconds"] = time.perf_counter() - started
-    result["commit_probe_ms"] = _commit_probe()
+    def save(self) -> None:
+        self.output.write_text(json.dumps(self.result, indent=2, default=str))
 
-    # Count every key fetch, in this process (patched) and at the identity provider (HTTP).
-    fetches = {"calls": 0}
-    real_fetch = keys_module.fetch_issuer_keys
+    def done(self, phase: str, started: float) -> None:
+        self.result["phases_done"].append(phase)
+        self.result.setdefault("phase_seconds", {})[phase] = time.perf_counter() - started
+        self.save()
 
-    def counting_fetch(issuer_url: str) -> dict[str, dict[str, Any]]:
-        fetches["calls"] += 1
-        return real_fetch(issuer_url)
+    # --- phases ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        _setup_django(self.spec)
+        from django.core.management import call_command
+        from django.db import connection
 
-    keys_module.fetch_issuer_keys = counting_fetch
+        from .idp import CountingIdP
+        from .inprocess import PROJECT
 
-    with CountingIdP() as idp:
-        issuer = idp.issuer
-        row = TrustedIssuer.objects.create(
-            url=issuer.url, provider="github", name="benchmark", key_source=KeySource.DISCOVERY
+        started = time.perf_counter()
+        call_command("migrate", verbosity=0, interactive=False)
+        self.result.update(vendor=connection.vendor, migrate_seconds=time.perf_counter() - started)
+        with CountingIdP() as idp:
+            self.idp = idp
+            t0 = time.perf_counter()
+            call_command("trusted_publishing", "add-issuer", "--provider", "github", "--url",
+                         idp.url, "--name", "benchmark issuer", stdout=_Null())
+            call_command("trusted_publishing", "add-publisher", "--provider", "github",
+                         "--issuer", idp.url, "--repository", idp.repository, "--workflow",
+                         idp.workflow, "--project", PROJECT, stdout=_Null())
+            self.cold_start()
+            self.done("cold start", t0)
+
+            t0 = time.perf_counter()
+            self.result["near_empty"] = self.inprocess("near-empty database")
+            self.done("in-process", t0)
+
+            if self.sizes["http_requests"]:
+                t0 = time.perf_counter()
+                self.result["http"] = self.http()
+                self.done("http", t0)
+
+            t0 = time.perf_counter()
+            self.history()
+            self.done("history", t0)
+
+            if connection.vendor == "postgresql" and self.sizes["purge_tokens"]:
+                t0 = time.perf_counter()
+                self.result["purge"] = self.purge()
+                self.done("purge", t0)
+            self.result["idp"]["steady_after_rotation"] = idp.fetches()
+            self.save()
+        _forget_cache_keys(self.spec["cache_prefix"])
+
+    def cold_start(self) -> None:
+        from .inprocess import mint
+
+        summary, minted, errors = mint(self.idp.sign(3), self.limit)
+        if errors or len(minted) != 3:
+            raise RuntimeError(f"cold-start mints failed: {errors[:2]}")
+        self.last_fetch = time.monotonic()
+        self.result["idp"] = {"cold": self.idp.fetches(), "cold_mint_ms": summary["max_ms"]}
+        self.idp.reset_counts()
+
+    def inprocess(self, label: str) -> dict[str, Any]:
+        from . import inprocess as ip
+        from .stats import best_round
+
+        rounds = int(self.sizes["rounds"])
+        n = int(self.sizes["mints_per_round"])
+        runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        errors: list[str] = []
+        for _ in range(rounds):
+            tokens = self.idp.sign(n)
+            runs["decode"].append(ip.bare_decode(self.idp, tokens, self.limit))
+            summary, minted, errs = ip.mint(tokens, self.limit)
+            runs["mint"].append(summary)
+            errors += errs
+            every, first, errs = ip.uploads(minted, self.limit)
+            runs["upload"].append(every)
+            runs["upload_first"].append(first)
+            errors += errs
+            runs["password"].append(
+                ip.password_check(int(self.sizes["password_checks_per_round"]), self.limit)
+            )
+        out: dict[str, Any] = {key: best_round(values) for key, values in runs.items()}
+        out["errors"] = len(errors)
+        out["error_samples"] = errors[:3]
+        out["statements"] = ip.statements(self.idp)
+        out["rows_per_release"] = ip.rows_per_release(self.idp)
+        out["rows"] = ip.row_counts()
+        say(self.spec, f"in-process ({label}): mint {out['mint']['median_ms']:.2f} ms, upload "
+            f"{out['upload']['median_ms']:.2f} ms, password check "
+            f"{out['password']['median_ms']:.1f} ms, errors {len(errors)}")
+        return out
+
+    def http(self) -> dict[str, Any]:
+        from django.db import connections
+
+        from trusted_publishing.conf import tp_settings
+
+        from .http_load import Server, run_load
+        from .stats import cpu_times, process_tree_cpu
+
+        sizes = self.sizes
+        concurrency = int(sizes["http_concurrency"])
+        warm = _bodies(self.idp.sign(100))
+        bodies = _bodies(self.idp.sign(int(sizes["http_requests"])))
+        connections.close_all()  # the workers open their own; ours must hold no locks
+        log = Path(self.spec["log_dir"]) / "gunicorn-mint.log"
+        out: dict[str, Any] = {
+            "workers": int(sizes["http_workers"]),
+            "threads_per_worker": int(sizes["http_threads"]),
+            "concurrency": concurrency,
+        }
+        with Server(workers=out["workers"], threads=out["threads_per_worker"],
+                    log_path=log) as server:
+            out["warmup"] = _strip(run_load(server.port, warm, concurrency=concurrency,
+                                            time_limit=30))
+            assert server.process is not None
+            busy_0, total_0 = cpu_times()
+            server_0, client_0 = process_tree_cpu(server.process.pid), time.process_time()
+            load = run_load(server.port, bodies, concurrency=concurrency,
+                            time_limit=float(sizes["http_time_limit"]))
+            busy_1, total_1 = cpu_times()
+            server_cpu = process_tree_cpu(server.process.pid) - server_0
+            client_cpu = time.process_time() - client_0
+            ok = max(1, load["ok"])
+            load["cpu"] = {
+                "machine_busy_pct": 100 * (busy_1 - busy_0) / max(1e-9, total_1 - total_0),
+                "server_ms_per_mint": 1000 * server_cpu / ok,
+                "client_ms_per_mint": 1000 * client_cpu / ok,
+                "rest_ms_per_mint": 1000 * ((busy_1 - busy_0) - server_cpu - client_cpu) / ok,
+            }
+            out["load"] = load
+            say(self.spec, f"HTTP: {load['throughput_per_s']:.0f} mints/s, p99 "
+                f"{load['p99_ms']:.1f} ms, errors {load['errors']} of {load['requests']}")
+            self.result["idp"]["steady_before_rotation"] = self.idp.fetches()
+
+            # Key rotation: the provider publishes a new key; every following token names it.
+            # The refresh cooldown (5 s here) must have passed since the last fetch, as it has
+            # for a real rotation.
+            wait = float(tp_settings.JWKS_REFRESH_COOLDOWN) + 1 - (
+                time.monotonic() - self.last_fetch
+            )
+            if wait > 0:
+                time.sleep(wait)
+            self.idp.rotate()
+            self.idp.reset_counts()
+            rotated = _bodies(self.idp.sign(int(sizes["rotation_requests"])))
+            after = run_load(server.port, rotated, concurrency=concurrency, time_limit=60)
+            self.last_fetch = time.monotonic()
+            out["rotation"] = {**_strip(after), "fetches": self.idp.fetches()}
+            self.idp.reset_counts()
+            say(self.spec, f"rotation: {out['rotation']['fetches']} fetched for "
+                f"{after['requests']} mints, errors {after['errors']}")
+        return out
+
+    def history(self) -> None:
+        from trusted_publishing.models import TrustedIssuer
+
+        from .seed import seed_history
+
+        sizes = self.sizes
+        issuer = TrustedIssuer.objects.get(url=self.idp.url)
+        seeded = seed_history(
+            issuer.pk,
+            issuer.url,
+            publishers=int(sizes["history_publishers"]),
+            tokens=int(sizes["history_tokens"]),
+            events=int(sizes["history_events"]),
         )
-        publisher = GitHubPublisher.objects.create(
-            issuer=row,
-            repository_owner="acme",
-            repository_name="widgets",
-            workflow_filename="release.yml",
+        say(self.spec, f"history seeded in {seeded['seconds']:.0f} s: {seeded['events']:,} events, "
+            f"{seeded['tokens']:,} tokens, {seeded['publishers']:,} publishers")
+        self.result["history_seed"] = seeded
+        self.save()
+        self.result["history"] = self.inprocess("with history")
+
+    def purge(self) -> dict[str, Any]:
+        from django.db import connections
+
+        from trusted_publishing.models import TrustedIssuer
+
+        from .http_load import Server, run_load, run_paced
+        from .inprocess import row_counts
+        from .seed import seed_purgeable
+
+        sizes = self.sizes
+        issuer = TrustedIssuer.objects.get(url=self.idp.url)
+        seeded = seed_purgeable(
+            issuer.url,
+            replay_records=int(sizes["purge_replay_records"]),
+            tokens=int(sizes["purge_tokens"]),
         )
-        publisher.add_projects([inprocess.PROJECT])
-
-        # Cold start: the first mint fetches the issuer's keys (discovery + JWKS).
-        warm = inprocess.sign_tokens(issuer, 60)
-        _, errors, _ = inprocess.mint(warm, time_limit=limit)
-        if errors:
-            raise RuntimeError(f"{errors} warm-up mint(s) failed")
-        result["idp"] = {"cold_fetch_calls": fetches["calls"], "cold_http_requests": idp.requests}
-        fetches["calls"] = 0
-        idp.requests = 0
-
-        def measure_inprocess(label: str) -> dict[str, Any]:
-            # Interleaved rounds, each figure taken from its best (lowest-median) round: the
-            # baseline and the app are measured minutes apart at most, and a burst of load from
-            # elsewhere on the machine spoils one round, not the comparison.
-            rounds = int(sizes["rounds"])
-            per_round = max(1, int(sizes["mint_iterations"]) // rounds)
-            upload_n = max(1, int(sizes["upload_iterations"]) // rounds)
-            first_n = max(1, int(sizes["first_use_tokens"]) // rounds)
-            runs: dict[str, list[dict[str, Any]]] = {}
-            mint_errors = 0
-            minted: list[str] = []
-            for _ in range(rounds):
-                tokens = inprocess.sign_tokens(issuer, per_round)
-                measured = {
-                    "baseline": inprocess.baseline(issuer, tokens, limit),
-                    "cache_get": inprocess.cache_round_trip(per_round, limit),
-                    "noop_client": inprocess.client_floor("/_bench/noop", tokens, limit),
-                    "noop_app_client": inprocess.client_floor("/_bench/noop-app", tokens, limit),
-                }
-                summary, errors, fresh = inprocess.mint(tokens, limit)
-                mint_errors += errors
-                measured["mint"] = summary
-                measured["upload_auth"], measured["upload_auth_first_use"] = inprocess.upload_auth(
-                    fresh[: first_n + 1], limit, iterations=upload_n
+        out: dict[str, Any] = {"seed": seeded, "rows_before": row_counts()}
+        say(self.spec, f"purgeable rows seeded in {seeded['seconds']:.0f} s: "
+            f"{seeded['replay_records']:,} replay records, {seeded['tokens']:,} tokens")
+        self.save()
+        rate = float(sizes["purge_rate"])
+        limit = float(sizes["purge_time_limit"])
+        concurrency = int(sizes["http_concurrency"])
+        quiet = _bodies(self.idp.sign(int(rate * float(sizes["purge_quiet_seconds"])) + 1))
+        during = _bodies(self.idp.sign(int(rate * limit) + 1))
+        connections.close_all()
+        log = Path(self.spec["log_dir"]) / "gunicorn-purge.log"
+        probe_out = Path(self.spec["log_dir"]) / "purge-probe.json"
+        probe_out.unlink(missing_ok=True)
+        with Server(workers=int(sizes["http_workers"]), threads=int(sizes["http_threads"]),
+                    log_path=log) as server:
+            run_load(server.port, _bodies(self.idp.sign(50)), concurrency=concurrency,
+                     time_limit=30)
+            out["without_purge"] = _strip(run_paced(
+                server.port, quiet, rate=rate, concurrency=concurrency, stop=lambda: False,
+                time_limit=float(sizes["purge_quiet_seconds"])))
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "TP_BENCH_APP_NAME": "tp-bench-purge"}
+            sampler = WaitSampler(self.spec["database_url"])
+            with (Path(self.spec["log_dir"]) / "purge.log").open("wb") as purge_log:
+                started = time.perf_counter()
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "benchmarks.purge_probe", str(probe_out)],
+                    cwd=ROOT, env=env, stdout=purge_log, stderr=purge_log,
                 )
-                minted += fresh[first_n + 1 :]
-                for key, value in measured.items():
-                    runs.setdefault(key, []).append(value)
-            out: dict[str, Any] = {key: best_round(values) for key, values in runs.items()}
-            out["mint"]["errors"] = mint_errors
-            out["mint_queries"] = inprocess.mint_queries(inprocess.sign_tokens(issuer, 5))
-            out["upload_queries"] = inprocess.upload_queries(minted[-1])
-            out["upload_queries_first_use"] = inprocess.upload_queries_first_use(minted[-2])
-            print(
-                f"  [{spec['name']}] in-process ({label}): mint median "
-                f"{out['mint']['median_ms']:.3f} ms, upload auth median "
-                f"{out['upload_auth']['median_ms']:.3f} ms",
-                file=sys.stderr,
-                flush=True,
-            )
-            return out
+                sampler.start()
+                try:
+                    load = run_paced(server.port, during, rate=rate, concurrency=concurrency,
+                                     stop=lambda: proc.poll() is not None, time_limit=limit)
+                finally:
+                    sampler.stop()
+                    if proc.poll() is None:
+                        proc.terminate()
+                        out["purge_stopped_after_s"] = time.perf_counter() - started
+                    proc.wait(timeout=60)
+            out["purge_wall_seconds"] = time.perf_counter() - started
+            out["during_purge"] = _strip(load)
+            out["server_waits_during_purge"] = sampler.summary()
+        out["probe"] = json.loads(probe_out.read_text()) if probe_out.exists() else {
+            "error": f"the purge process exited {proc.returncode} without a report"}
+        out["during_purge"].update(_inside_transactions(load, out["probe"].pop("spans", [])))
+        out["during_purge"]["timeline"] = _timeline(load["samples"])
+        out["rows_after"] = row_counts()
+        say(self.spec, f"purge: {out['purge_wall_seconds']:.0f} s, mint p99 during it "
+            f"{load['p99_ms']:.0f} ms ({load['requests']} mints, {load['errors']} errors); "
+            f"largest transaction {out['probe'].get('max_rows_per_transaction', '?')} rows")
+        return out
 
-        if "inprocess" in phases:
-            result["inprocess"] = measure_inprocess("near-empty")
-            result["inprocess"]["rows_before"] = _row_counts()
 
-        if "http" in phases:
-            result["http"] = _http_phase(spec, issuer, inprocess, http_load)
+class WaitSampler:
+    """What the server's database sessions are doing, ten times a second (PostgreSQL): active
+    on CPU, waiting for a lock (and whether the purge holds it), for the WAL, for I/O."""
 
-        if "scale" in phases:
-            seeded = seed(row, int(sizes["scale_rows"]))
-            print(
-                f"  [{spec['name']}] seeded {seeded['rows']} rows per table in "
-                f"{seeded['seconds']:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-            result["scale"] = {"seed": seeded, "rows": _row_counts()}
-            result["scale"]["inprocess"] = measure_inprocess(f"{seeded['rows']} rows")
+    def __init__(self, database_url: str) -> None:
+        import threading
 
-        result["idp"]["steady_fetch_calls"] = fetches["calls"]
-        result["idp"]["steady_http_requests"] = idp.requests
-    _forget_cache_keys(spec["cache_prefix"])
-    result["seconds"] = time.perf_counter() - started
-    return result
+        self.url = database_url
+        self.counts: dict[str, int] = {}
+        self.samples = 0
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        sql = (
+            "SELECT a.state, coalesce(a.wait_event_type || ':' || a.wait_event, 'CPU'), "
+            "EXISTS (SELECT 1 FROM pg_stat_activity b WHERE b.pid = ANY(pg_blocking_pids(a.pid))"
+            " AND b.application_name = 'tp-bench-purge') "
+            "FROM pg_stat_activity a WHERE a.datname = current_database() "
+            "AND a.application_name = 'tp-bench-server' AND a.state = 'active'"
+        )
+        try:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                while not self._halt.wait(0.1):
+                    self.samples += 1
+                    for _state, wait, by_purge in conn.execute(sql).fetchall():
+                        key = wait + (" (held by the purge)" if by_purge else "")
+                        self.counts[key] = self.counts.get(key, 0) + 1
+        except Exception as exc:  # information only: never fail the run for it
+            self.counts[f"sampler error: {type(exc).__name__}"] = 1
+
+    def summary(self) -> dict[str, Any]:
+        top = sorted(self.counts.items(), key=lambda kv: -kv[1])[:8]
+        return {"samples": self.samples, "active_server_sessions_by_wait": dict(top)}
+
+
+def _inside_transactions(load: dict[str, Any], spans: list[list[float]]) -> dict[str, Any]:
+    """Latency of mints due while a purge transaction was open vs due between them."""
+    import bisect
+
+    from .stats import percentile
+
+    if not spans:
+        return {}
+    spans = sorted(spans)
+    starts = [s[0] for s in spans]
+    inside, outside = [], []
+    for due, latency, _ in load["samples"]:
+        t = load["started_epoch"] + due
+        k = bisect.bisect_right(starts, t) - 1
+        (inside if k >= 0 and t <= spans[k][1] else outside).append(latency)
+    return {
+        "due_inside_purge_transaction": {"n": len(inside), "p50_ms": percentile(inside, 50),
+                                         "p99_ms": percentile(inside, 99)},
+        "due_between_purge_transactions": {"n": len(outside), "p50_ms": percentile(outside, 50),
+                                           "p99_ms": percentile(outside, 99)},
+    }
+
+
+def _timeline(samples: list[tuple[float, float, str]]) -> list[list[float]]:
+    """Per second of the load: [second, requests, p50 ms, max ms]."""
+    from .stats import percentile
+
+    seconds: dict[int, list[float]] = defaultdict(list)
+    for due, latency, _ in samples:
+        seconds[int(due)].append(latency)
+    return [[s, len(v), round(percentile(v, 50), 1), round(max(v), 1)]
+            for s, v in sorted(seconds.items())]
+
+
+class _Null:
+    def write(self, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+def _bodies(tokens: list[str]) -> list[bytes]:
+    return [json.dumps({"token": t}).encode() for t in tokens]
+
+
+def _strip(load: dict[str, Any]) -> dict[str, Any]:
+    """A load summary without its raw samples."""
+    return {k: v for k, v in load.items() if k != "samples"}
 
 
 def _forget_cache_keys(prefix: str) -> None:
@@ -167,98 +409,18 @@ def _forget_cache_keys(prefix: str) -> None:
         client.delete(*keys)
 
 
-def _commit_probe(n: int = 100) -> float:
-    """Median of a one-row autocommit INSERT through Django: what one commit costs here (a
-    real table: temporary ones skip the write-ahead log on both backends)."""
-    import statistics
-
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE tp_bench_probe (x INTEGER)")
-        samples = []
-        for i in range(n):
-            begun = time.perf_counter()
-            cursor.execute("INSERT INTO tp_bench_probe (x) VALUES (%s)", [i])
-            samples.append((time.perf_counter() - begun) * 1000)
-        cursor.execute("DROP TABLE tp_bench_probe")
-    return statistics.median(samples)
-
-
-def _row_counts() -> dict[str, int]:
-    from trusted_publishing.models import (
-        AuditEvent,
-        IssuedToken,
-        Publisher,
-        PublisherProject,
-        UsedIdentityToken,
-    )
-
-    return {
-        model.__name__: model.objects.count()
-        for model in (Publisher, PublisherProject, IssuedToken, UsedIdentityToken, AuditEvent)
-    }
-
-
-def _http_phase(spec: dict[str, Any], issuer: Any, inprocess: Any, http_load: Any) -> dict:
-    from django.db import connections
-
-    from .stats import cpu_times, process_tree_cpu
-
-    sizes = spec["sizes"]
-    warmup = [inprocess.mint_body(t).encode() for t in inprocess.sign_tokens(issuer, 100)]
-    bodies = [
-        inprocess.mint_body(t).encode()
-        for t in inprocess.sign_tokens(issuer, int(sizes["http_requests"]))
-    ]
-    # The server's workers open their own connections; ours must not hold SQLite locks.
-    connections.close_all()
-    log = Path(spec["log_dir"]) / f"gunicorn-{spec['name']}.log"
-    with http_load.Server(
-        workers=int(sizes["http_workers"]), threads=int(sizes["http_threads"]), log_path=log
-    ) as server:
-        concurrency = int(sizes["http_concurrency"])
-        warm = http_load.run_load(server.port, warmup, concurrency=concurrency, time_limit=30)
-        if warm["errors"]:
-            raise RuntimeError(f"HTTP warm-up had errors: {warm['statuses']}")
-        assert server.process is not None
-        busy_0, total_0 = cpu_times()
-        server_0, client_0 = process_tree_cpu(server.process.pid), time.process_time()
-        out = http_load.run_load(
-            server.port,
-            bodies,
-            concurrency=concurrency,
-            time_limit=float(sizes["http_time_limit"]),
-        )
-        busy_1, total_1 = cpu_times()
-        server_cpu = process_tree_cpu(server.process.pid) - server_0
-        client_cpu = time.process_time() - client_0
-    # Where the machine's CPU went during the load: gunicorn, the load generator, and the rest
-    # (database server, Redis, and anything else running on this machine).
-    ok = max(1, out["ok"])
-    out["cpu"] = {
-        "machine_busy_pct": 100 * (busy_1 - busy_0) / max(1e-9, total_1 - total_0),
-        "server_ms_per_mint": 1000 * server_cpu / ok,
-        "client_ms_per_mint": 1000 * client_cpu / ok,
-        "rest_ms_per_mint": 1000 * ((busy_1 - busy_0) - server_cpu - client_cpu) / ok,
-    }
-    out["workers"] = int(sizes["http_workers"])
-    out["threads_per_worker"] = int(sizes["http_threads"])
-    print(
-        f"  [{spec['name']}] HTTP: {out['throughput_per_s']:.0f} mints/s, p50 "
-        f"{out['p50_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms, errors {out['errors']}; CPU "
-        f"{out['cpu']['machine_busy_pct']:.0f}% busy, server {out['cpu']['server_ms_per_mint']:.2f}"
-        f" ms/mint",
-        file=sys.stderr,
-        flush=True,
-    )
-    return out
-
-
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    output = Path(sys.argv[2])
-    output.write_text(json.dumps(run(spec), indent=2, default=str))
+    run = Run(spec, Path(sys.argv[2]))
+    try:
+        run.run()
+    except BaseException as exc:
+        run.result["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        run.result["traceback"] = traceback.format_exc()[-4000:]
+        run.save()
+        print(run.result["traceback"], file=sys.stderr, flush=True)
+        sys.exit(1)
+    run.save()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 The server runs ``benchmarks.wsgi`` with the same environment (database, cache, prefix) as the
 driver. Clients use ``http.client`` with one persistent connection each; every request carries a
 fresh, pre-signed identity token so the replay check never refuses one.
+
+Two shapes of load: :func:`run_load` sends as fast as the clients can (throughput, figure 3);
+:func:`run_paced` sends at a fixed rate and times each request from the moment it was due, so a
+stall (a lock held by the purge, figure 5) shows in the latencies instead of slowing the load.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +64,9 @@ class Server:
 
     def __enter__(self) -> Server:
         self._log = self.log_path.open("wb")
+        env = {**os.environ, "TP_BENCH_APP_NAME": "tp-bench-server"}
         self.process = subprocess.Popen(
-            self.command, cwd=ROOT, env=os.environ.copy(), stdout=self._log, stderr=self._log
+            self.command, cwd=ROOT, env=env, stdout=self._log, stderr=self._log
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -163,4 +169,93 @@ def run_load(
         "p99_ms": percentile(latencies, 99),
         "max_ms": max(latencies) if latencies else float("nan"),
         "concurrency": concurrency,
+    }
+
+
+def run_paced(
+    port: int,
+    bodies: list[bytes],
+    *,
+    rate: float,
+    concurrency: int,
+    stop: Callable[[], bool],
+    time_limit: float,
+) -> dict[str, Any]:
+    """Send request k at ``start + k / rate`` until ``stop()`` is true, the bodies run out or
+    ``time_limit`` s pass. Latency counts from the moment a request was due (no coordinated
+    omission: a stalled server delays every request due meanwhile). Returns the summary and
+    the samples as (due offset s, latency ms, status)."""
+    lock = threading.Lock()
+    position = 0
+    samples: list[tuple[float, float, str]] = []
+    start_gate = threading.Barrier(concurrency + 1)
+    started = 0.0
+    halted = threading.Event()
+
+    def next_slot() -> tuple[int, float] | None:
+        nonlocal position
+        with lock:
+            if halted.is_set() or position >= len(bodies):
+                return None
+            index = position
+            position += 1
+        return index, started + index / rate
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine: list[tuple[float, float, str]] = []
+        start_gate.wait()
+        try:
+            while (slot := next_slot()) is not None:
+                index, due = slot
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                try:
+                    status, _ = _post(conn, bodies[index])
+                    outcome = str(status)
+                except (OSError, http.client.HTTPException) as exc:
+                    conn.close()
+                    outcome = type(exc).__name__
+                mine.append((due - started, (time.perf_counter() - due) * 1000, outcome))
+        finally:
+            conn.close()
+            with lock:
+                samples.extend(mine)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    started = time.perf_counter() + 0.05
+    started_epoch = time.time() + 0.05
+    start_gate.wait()
+    deadline = started + time_limit
+    while not halted.is_set():
+        if stop() or time.perf_counter() > deadline or position >= len(bodies):
+            halted.set()
+        else:
+            time.sleep(0.05)
+    for thread in threads:
+        thread.join(timeout=90)
+    elapsed = time.perf_counter() - started
+    return {**summarise_samples(samples), "seconds": elapsed, "samples": samples,
+            "started_epoch": started_epoch, "ran_out_of_tokens": position >= len(bodies),
+            "rate": rate}
+
+
+def summarise_samples(samples: list[tuple[float, float, str]]) -> dict[str, Any]:
+    latencies = [s[1] for s in samples]
+    statuses: dict[str, int] = {}
+    for _, _, outcome in samples:
+        statuses[outcome] = statuses.get(outcome, 0) + 1
+    ok = statuses.get("200", 0)
+    return {
+        "requests": len(samples),
+        "ok": ok,
+        "errors": len(samples) - ok,
+        "statuses": statuses,
+        "p50_ms": percentile(latencies, 50),
+        "p90_ms": percentile(latencies, 90),
+        "p99_ms": percentile(latencies, 99),
+        "max_ms": max(latencies) if latencies else float("nan"),
     }

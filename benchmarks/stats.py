@@ -29,6 +29,7 @@ def summarise(samples_ms: list[float]) -> dict[str, Any]:
         "p90_ms": percentile(samples_ms, 90),
         "p99_ms": percentile(samples_ms, 99),
         "min_ms": min(samples_ms) if samples_ms else float("nan"),
+        "max_ms": max(samples_ms) if samples_ms else float("nan"),
     }
 
 
