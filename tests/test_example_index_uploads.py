@@ -7,6 +7,9 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -389,35 +392,45 @@ def test_legacy_setuptools_spellings_are_accepted(client: Any, auth: str) -> Non
     assert File.objects.get().normalized_filename == "foo_bar-1.tar.gz"  # PEP 440: 1.0 is 1
 
 
-# transaction=True: SQLite's schema editor refuses to run inside the test's transaction.
-@pytest.mark.django_db(transaction=True)
-def test_migration_fills_normalised_filenames_of_existing_files() -> None:
-    """0002 on a database that already has files, two of them the same under normalisation."""
-    from django.db.migrations.executor import MigrationExecutor
+MIGRATION_SCRIPT = """
+import json
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
-    before, after = [("index", "0001_initial")], [("index", "0002_file_normalized_filename")]
-    executor = MigrationExecutor(connection)
-    executor.migrate(before)
-    try:
-        apps = executor.loader.project_state(before).apps
-        project = apps.get_model("index", "Project").objects.create(
-            name="Kit", normalized_name="kit"
-        )
-        release = apps.get_model("index", "Release").objects.create(project=project,
-                                                                    version="2.0")
-        old_file = apps.get_model("index", "File")
-        for filename in ("kit-2.0.tar.gz", "Kit-2.0.tar.gz", "Kit-2.0-py3-none-ANY.whl"):
-            old_file.objects.create(release=release, filename=filename, sha256="0" * 64,
-                                    blake2_256="0" * 64, size=1, packagetype="sdist",
-                                    uploaded_by="x")
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.loader.build_graph()
-        executor.migrate(after)
-    rows = dict(File.objects.values_list("filename", "normalized_filename"))
-    first = File.objects.get(filename="Kit-2.0.tar.gz").pk
-    assert rows == {
-        "kit-2.0.tar.gz": "kit-2.tar.gz",
-        "Kit-2.0.tar.gz": f"kit-2.tar.gz#{first}",
-        "Kit-2.0-py3-none-ANY.whl": "kit-2-py3-none-any.whl",
-    }
+call_command("migrate", "index", "0001", verbosity=0)
+apps = MigrationExecutor(connection).loader.project_state([("index", "0001_initial")]).apps
+project = apps.get_model("index", "Project").objects.create(name="Kit", normalized_name="kit")
+release = apps.get_model("index", "Release").objects.create(project=project, version="2.0")
+for filename in ("kit-2.0.tar.gz", "Kit-2.0.tar.gz", "Kit-2.0-py3-none-ANY.whl"):
+    apps.get_model("index", "File").objects.create(
+        release=release, filename=filename, sha256="0" * 64, blake2_256="0" * 64, size=1,
+        packagetype="sdist", uploaded_by="x")
+call_command("migrate", "index", "0002", verbosity=0)
+from example_project.index.models import File
+print(json.dumps([list(row) for row in File.objects.order_by("pk").values_list(
+    "pk", "filename", "normalized_filename")]))
+"""
+
+
+def test_migration_fills_normalised_filenames_of_existing_files(tmp_path: Path) -> None:
+    """0002 on a database that already has files, two of them the same under normalisation.
+
+    Runs in a subprocess on a throwaway SQLite file: migrating the test database back and forth
+    would need a transactional test, whose flush upsets later serialized-rollback tests.
+    """
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'migrate.sqlite3'}"}
+    result = subprocess.run([sys.executable, "-c", MIGRATION_SCRIPT], cwd=Path(__file__).parents[1],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    (first, _, _), (second, _, _), _ = rows
+    assert [row[1:] for row in rows] == [
+        ["kit-2.0.tar.gz", "kit-2.tar.gz"],
+        ["Kit-2.0.tar.gz", f"kit-2.tar.gz#{second}"],
+        ["Kit-2.0-py3-none-ANY.whl", "kit-2-py3-none-any.whl"],
+    ]
+    assert first < second

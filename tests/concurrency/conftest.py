@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from tests.plugins.secrets_guard import register_log_dir
+from tests.support.dists import sdist_bytes
 from tests.support.server import Agent, IndexServer
 from trusted_publishing.testing import TestIssuer
 
@@ -65,7 +66,8 @@ class RaceIndex:
         self, session: requests.Session, token: str, project: str, version: str
     ) -> requests.Response:
         """One sdist upload (random content, so only the token can stop it)."""
-        content = os.urandom(256)
+        # A real sdist (the index reads PKG-INFO), random inside so every file is new.
+        content = sdist_bytes(project, version, payload=os.urandom(256))
         return session.post(
             self.url + "/legacy/",
             auth=("__token__", token),
@@ -77,7 +79,7 @@ class RaceIndex:
                 "filetype": "sdist",
                 "sha256_digest": hashlib.sha256(content).hexdigest(),
             },
-            files={"content": (f"{project}-{version}.tar.gz", content)},
+            files={"content": (f"{project.replace('-', '_')}-{version}.tar.gz", content)},
             timeout=60,
         )
 

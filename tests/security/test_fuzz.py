@@ -256,7 +256,8 @@ def test_upload_endpoint_answers_401_to_random_credentials(client: Any, header: 
     except ValueError:
         return
     count("fuzzed requests")
-    assert response.status_code == 401
+    # 429: the example index throttles failed password logins per address (10 per 5 minutes).
+    assert response.status_code in (401, 429)
 
 
 @pytest.mark.django_db

@@ -86,12 +86,21 @@ def test_key_rotation_is_picked_up_with_exactly_one_fetch(client: Any, idp: Fake
 
 
 class _Clock:
-    """``time.time`` moved forward on demand (the cache's expiry and the keys' age follow it)."""
+    """``time.time`` frozen, and moved forward only on demand or by ``time.sleep`` (the cache's
+    expiry and the keys' age follow it; real time spent on a loaded machine must not leak into
+    the steps)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.offset = 0.0
-        real = time.time
-        monkeypatch.setattr(time, "time", lambda: real() + self.offset)
+        start = time.time()
+        real_sleep = time.sleep
+
+        def sleep(seconds: float) -> None:
+            real_sleep(seconds)
+            self.offset += seconds
+
+        monkeypatch.setattr(time, "time", lambda: start + self.offset)
+        monkeypatch.setattr(time, "sleep", sleep)
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds

@@ -93,6 +93,24 @@ def make_sdist(name: str, version: str, outdir: Path, *, requires_python: str = 
     return Dist(target)
 
 
+def sdist_bytes(name: str, version: str, *, payload: bytes = b"") -> bytes:
+    """A minimal sdist in memory (``<name>-<version>/PKG-INFO``, the name normalised as in the
+    file name ``<name>_…-<version>.tar.gz``), for tests that upload to the example index without
+    touching the disk; the index reads the name and version from PKG-INFO."""
+    root = f"{_module(name)}-{version}"
+    files = {
+        f"{root}/PKG-INFO": _metadata(name, version, ">=3.9").encode(),
+        f"{root}/payload.bin": payload,
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 def make_dists(name: str, version: str, outdir: Path) -> list[Dist]:
     return [make_sdist(name, version, outdir), make_wheel(name, version, outdir)]
 
