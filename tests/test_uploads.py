@@ -15,11 +15,13 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
 from trusted_publishing.authentication import UploadTokenAuthentication
+from trusted_publishing.errors import UploadDenied
 from trusted_publishing.exchange import revoke_token
-from trusted_publishing.models import GitHubPublisher, IssuedToken
+from trusted_publishing.models import AuditEvent, GitHubPublisher, IssuedToken
+from trusted_publishing.permissions import UploadTokensAccepted
 from trusted_publishing.principal import PublisherPrincipal
 from trusted_publishing.testing import TestIssuer
-from trusted_publishing.uploads import authorize_upload
+from trusted_publishing.uploads import audit_alias, authenticate_upload_token, authorize_upload
 
 from .providers.support import assert_minted, post_mint
 
@@ -28,7 +30,7 @@ class UploadView(APIView):
     """A host's upload endpoint: minted tokens first, then ordinary user passwords."""
 
     authentication_classes = [UploadTokenAuthentication, BasicAuthentication]
-    permission_classes = [IsAuthenticated]
+    permission_classes = [UploadTokensAccepted, IsAuthenticated]
 
     def post(self, request: Request) -> Response:
         user = request.user
@@ -146,3 +148,37 @@ def test_principal_is_user_like_without_permissions(minted: str) -> None:
     with pytest.raises(NotImplementedError):
         principal.save()
     assert minted not in repr(principal) and minted not in str(principal)
+
+
+# --- decisions survive the host's rollback ----------------------------------------------------
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, databases=["default", audit_alias()])
+def test_decisions_survive_a_host_view_that_raises(
+    client: Any, github_issuer: TestIssuer, github_publisher: Any
+) -> None:
+    """A host view that lets UploadDenied (or a storage error) escape its transaction.atomic():
+    the file and the token's recorded use roll back, the audit trail keeps both decisions."""
+    from django.db import transaction
+
+    raw = assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
+    principal = authenticate_upload_token(raw)
+    assert principal is not None
+
+    def host_view(project: str, *, storage_fails: bool = False) -> None:
+        with transaction.atomic():
+            authorize_upload(principal, project)
+            if storage_fails:
+                raise OSError("disk full")
+
+    with pytest.raises(UploadDenied):
+        host_view("not-mine")
+    with pytest.raises(OSError):
+        host_view("widgets", storage_fails=True)
+
+    kinds = list(
+        AuditEvent.objects.filter(kind__startswith="upload.")
+        .order_by("pk")
+        .values_list("kind", "projects")
+    )
+    assert kinds == [("upload.denied", ["not-mine"]), ("upload.authorised", ["widgets"])]
+    assert IssuedToken.objects.get().upload_count == 0  # the use rolled back with the file

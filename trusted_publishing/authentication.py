@@ -9,6 +9,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+from .permissions import UPLOAD_ONLY, view_accepts_upload_tokens
 from .principal import PublisherPrincipal
 from .uploads import authenticate_upload_token, looks_like_token
 
@@ -32,7 +33,8 @@ def credentials_from_header(header: str) -> tuple[str, str] | None:
 
 
 class UploadTokenAuthentication(BaseAuthentication):
-    """Authenticates minted upload tokens; leaves every other credential to the next class."""
+    """Authenticates minted upload tokens on views that accept them (see permissions.py) and
+    refuses them everywhere else; leaves every other credential to the next class."""
 
     www_authenticate_realm = "upload"
 
@@ -46,6 +48,10 @@ class UploadTokenAuthentication(BaseAuthentication):
         username, password = creds
         if username != TOKEN_USERNAME or not looks_like_token(password):
             return None
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        if view is not None and not view_accepts_upload_tokens(view):
+            # Safe by default: an upload token is never a login for the host's other views.
+            raise exceptions.AuthenticationFailed(UPLOAD_ONLY, code="upload-only-credential")
         principal = authenticate_upload_token(password)
         if principal is None:
             raise exceptions.AuthenticationFailed(

@@ -26,6 +26,7 @@ from .forms import (
     default_issuer,
     identity_key_for,
     pending_conflicts,
+    unknown_projects,
 )
 from .models import (
     AuditEvent,
@@ -269,6 +270,13 @@ def add_publisher(
             publisher = form.save()
             created = True
         added = [n for n in names if n not in set(publisher.project_names())]
+        missing = [] if publisher.is_pending else unknown_projects(added)
+        if missing:  # rolls the whole command back
+            raise CommandError(
+                f"project(s) {', '.join(missing)} do not exist on this index: an ordinary "
+                "publisher may only upload to existing projects; create the project first, or "
+                "add --pending so that the first publish creates it"
+            )
         publisher.add_projects(added)
     result = publisher_data(Publisher.objects.get(pk=publisher.pk))
     result.update(created=created, projects_added=added)

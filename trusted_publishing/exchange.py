@@ -109,6 +109,14 @@ def find_publisher(
             expired_pending = True
             continue
         projects = sorted(p.name for p in candidate.projects.all())
+        if projects and not candidate.is_pending:
+            gone = get_integration().missing_projects(projects)
+            if gone:  # deleted on the host: this publisher no longer covers them
+                reasons.append(
+                    f"project(s) {', '.join(gone)} of publisher {candidate.describe()!r} no longer "
+                    "exist on this index"
+                )
+                projects = [p for p in projects if p not in gone]
         if not projects:
             reasons.append(f"publisher {candidate.describe()!r} is not registered for any project")
             continue

@@ -349,6 +349,21 @@ def pending_conflicts(names: list[str]) -> list[str]:
     return [name for name in names if integration.project_exists(name)]
 
 
+def unknown_projects(names: list[str]) -> list[str]:
+    """Projects the host does not have: an ordinary publisher for them would pre-claim the name
+    for whoever creates it later."""
+    from .integration import get_integration
+
+    return get_integration().missing_projects(names)
+
+
+NOT_ON_THIS_INDEX = _(
+    "Project(s) %(names)s do not exist on this index. An ordinary publisher may only upload to "
+    "existing projects; create the project first, or register a pending publisher (tick "
+    '"pending", or `--pending` on the command line) so that its first publish creates it.'
+)
+
+
 class PublisherProjectForm(forms.ModelForm):
     class Meta:
         model = PublisherProject
@@ -374,6 +389,10 @@ class PublisherProjectFormSet(BaseInlineFormSet):
         ]
         if not names:
             raise ValidationError(_("Add at least one project this publisher may upload to."))
+        if self.instance is not None and self.instance.pending_expires_at is None:
+            missing = unknown_projects(names)
+            if missing:
+                raise ValidationError(NOT_ON_THIS_INDEX, params={"names": ", ".join(missing)})
         if self.instance is not None and self.instance.pending_expires_at is not None:
             existing = pending_conflicts(names)
             if existing:

@@ -30,6 +30,23 @@ class HostIntegration:
             name=name, publisher__pending_expires_at__isnull=True
         ).exists()
 
+    def knows_projects(self) -> bool:
+        """True when the host keeps its own project registry (it overrides ``project_exists``).
+
+        Then an ordinary (non-pending) publisher can only be registered for a project the host
+        has, tokens are minted and uploads authorised only for projects it still has, and a
+        project is created only by a pending publisher's first exchange. The default
+        integration *is* the registry (a project exists once a publisher names it), so these
+        checks do not apply to it.
+        """
+        return type(self).project_exists is not HostIntegration.project_exists
+
+    def missing_projects(self, names: list[str]) -> list[str]:
+        """Those of ``names`` the host does not have (none when it keeps no registry)."""
+        if not self.knows_projects():
+            return []
+        return [name for name in names if not self.project_exists(name)]
+
     def create_project(self, name: str, publisher: Publisher) -> None:
         """Create project ``name`` for a pending publisher's first exchange.
 

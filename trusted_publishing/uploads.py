@@ -10,8 +10,11 @@ the very next request in every worker.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -107,6 +110,55 @@ def _record_use(principal: PublisherPrincipal, project: str) -> str:
     return ""
 
 
+def record_decision(**fields: Any) -> AuditEvent:
+    """Write an upload decision's audit event so that it survives the host's transaction.
+
+    Hosts call ``authorize_upload`` inside the transaction that stores the file, and a host
+    whose view lets ``UploadDenied`` (or any later error) propagate rolls that transaction back.
+    So, inside a host's transaction, the event is written on a short-lived connection of its own
+    (same database, autocommit). SQLite allows one writer at a time, so there (and should that
+    connection fail) it is written in the caller's transaction.
+    """
+    alias = router.db_for_write(AuditEvent)
+    if _inside_host_transaction(alias):
+        try:
+            with _own_connection(alias) as own:
+                return AuditEvent.objects.using(own).create(**fields)
+        except DatabaseError:
+            logger.warning("audit connection unavailable; the event joins the caller's transaction")
+    return AuditEvent.objects.create(**fields)
+
+
+def _inside_host_transaction(alias: str) -> bool:
+    connection = connections[alias]
+    if connection.vendor == "sqlite" or not connection.in_atomic_block:
+        return False
+    # Inside Django's TestCase the test's own transaction would hide a second connection's
+    # rows from the test (and TestCase forbids other connections): stay in the caller's.
+    return not any(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
+def audit_alias(alias: str = "default") -> str:
+    """The alias of the audit trail's own connection to database ``alias`` (registered on first
+    use, with that database's current settings). A test using ``TransactionTestCase`` that
+    exercises it lists it in ``databases``."""
+    own = f"{alias}__trusted_publishing_audit"
+    connections.settings[own] = {**connections[alias].settings_dict, "AUTOCOMMIT": True}
+    return own
+
+
+@contextmanager
+def _own_connection(alias: str) -> Iterator[str]:
+    """This thread's second connection to the database, closed after use: uploads are rare,
+    and an idle connection must not outlive the request."""
+    own = audit_alias(alias)
+    try:
+        yield own
+    finally:
+        connections[own].close()
+        del connections[own]
+
+
 def authorize_upload(
     principal: PublisherPrincipal, project_name: str, request: HttpRequest | None = None
 ) -> PublisherPrincipal:
@@ -115,13 +167,20 @@ def authorize_upload(
     integration = get_integration()
     if project not in principal.projects:
         reason = f"the token may not upload to project {project!r}"
+    elif integration.missing_projects([project]):
+        # A CI identity never creates a project (PyPI's rule); a pending publisher's first
+        # exchange created its projects before the token was minted.
+        reason = (
+            f"project {project!r} does not exist on this index, and a trusted publisher cannot "
+            "create projects: register a pending publisher so that its first publish creates it"
+        )
     elif not integration.may_upload(principal, project):
         reason = f"the index does not accept uploads to project {project!r}"
     else:
         reason = _record_use(principal, project)
 
     publisher = principal.publisher
-    AuditEvent.objects.create(
+    record_decision(
         kind=AuditEvent.Kind.UPLOAD_DENIED if reason else AuditEvent.Kind.UPLOAD_AUTHORISED,
         outcome=AuditEvent.Outcome.FAILURE if reason else AuditEvent.Outcome.SUCCESS,
         error_code="upload-denied" if reason else "",
