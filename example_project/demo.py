@@ -4,8 +4,10 @@ It runs every step a real setup has, on 127.0.0.1 and without any network:
 
 1. a throwaway CA and a server certificate for 127.0.0.1 (trustme);
 2. a fresh SQLite database (``manage.py migrate``) and an admin login;
-3. the development identity provider registered as a trusted issuer and a *pending* trusted
-   publisher for the sample project (``manage.py trusted_publishing add-issuer/add-publisher``);
+3. the development identity provider (``trusted_publishing.contrib.devidp``, mounted at
+   ``/_dev/idp/`` because the demo runs with DEBUG on) registered as a trusted issuer and a
+   *pending* trusted publisher for the sample project
+   (``manage.py trusted_publishing add-issuer/add-publisher``);
 4. gunicorn serving the example index over TLS;
 5. a sample package built offline (``python -m build --no-isolation``, hatchling);
 6. ``uv publish --trusted-publishing always`` run exactly as in a GitHub Actions job;
@@ -95,7 +97,9 @@ class Demo:
         env.update({
             "DJANGO_SETTINGS_MODULE": "example_project.settings",
             "PYTHONPATH": str(ROOT),
-            "DEBUG": "true",  # the development identity provider only exists in DEBUG
+            # trusted_publishing.contrib.devidp only exists in DEBUG (its URLconf refuses to
+            # load otherwise).
+            "DEBUG": "true",
             "INDEX_DATA_DIR": str(self.data),
             "DATABASE_URL": f"sqlite:///{self.data / 'index.sqlite3'}",
             # A cache all gunicorn workers share, without a cache server.
@@ -311,7 +315,7 @@ class Demo:
       Simple index ..... {self.base}/simple/
       The project ...... {self.base}/simple/{PROJECT}/
       PEP 807 discovery  {self.base}/.well-known/pytp?discover=%2Flegacy%2F
-      Dev IdP .......... {self.issuer}/
+      Dev IdP .......... {self.issuer}/          (GitLab-shaped tokens: {self.issuer}/gitlab)
 
     Play the CI job again (bump the version first, files are immutable):
       GITHUB_ACTIONS=true ACTIONS_ID_TOKEN_REQUEST_URL={self.issuer}/token \\

@@ -39,10 +39,11 @@ INSTALLED_APPS = [
     "example_project.index",
 ]
 # The development identity provider is never installed unless DEBUG is on; its system check
-# (devidp.E001) fails loudly if someone forces it into a production configuration.
+# (trusted_publishing.devidp.E001) fails loudly if someone forces it into a production
+# configuration, and its URLconf refuses to load without DEBUG.
 DEVIDP_ENABLED = env.bool("DEVIDP_ENABLED", default=DEBUG)
 if DEVIDP_ENABLED:
-    INSTALLED_APPS.append("example_project.devidp")
+    INSTALLED_APPS.append("trusted_publishing.contrib.devidp")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -147,7 +148,7 @@ TRUSTED_PUBLISHING = {
     "JWKS_MAX_BYTES": env.int("TP_JWKS_MAX_BYTES", default=256 * 1024),
 }
 
-#: The development identity provider (example_project.devidp, DEBUG only).
+#: The development identity provider (trusted_publishing.contrib.devidp, DEBUG only).
 DEVIDP = {
     # Its issuer URL (= `iss`); empty: derived from the request (https://host:port/_dev/idp).
     "ISSUER": env.str("DEVIDP_ISSUER", default=""),

@@ -10,6 +10,6 @@ urlpatterns = [
     path("", include("example_project.index.urls")),
 ]
 
-# The development identity provider only exists in DEBUG (see example_project/devidp/checks.py).
-if settings.DEBUG and "example_project.devidp" in settings.INSTALLED_APPS:
-    urlpatterns.append(path("_dev/idp/", include("example_project.devidp.urls")))
+# The development identity provider only exists in DEBUG (its URLconf refuses to load otherwise).
+if settings.DEBUG and "trusted_publishing.contrib.devidp" in settings.INSTALLED_APPS:
+    urlpatterns.append(path("_dev/idp/", include("trusted_publishing.contrib.devidp.urls")))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.core.checks import run_checks
+from django.core.checks import Error, Warning, run_checks
 from django.test import override_settings
 
 from trusted_publishing.checks import check_settings
@@ -144,3 +145,66 @@ def test_models_split_across_databases_are_refused() -> None:
         messages = {m.id: m for m in run_checks()}
     assert "trusted_publishing.E018" in messages
     assert "AuditEvent → audit/audit" in messages["trusted_publishing.E018"].msg
+
+
+# --- URL placement (E020 / W021) ----------------------------------------------------------------
+class _PrefixedUrls:
+    """A URLconf that mounts the app under tp/, not at the site root."""
+
+    from django.urls import include, path
+
+    urlpatterns = [path("tp/", include("trusted_publishing.urls"))]
+
+
+class _NoAppUrls:
+    urlpatterns: list[Any] = []
+
+
+def root_route_messages(urlconf: Any) -> dict[str, Any]:
+    from trusted_publishing.checks import check_root_routes
+
+    with override_settings(ROOT_URLCONF=urlconf):
+        return {m.id: m for m in check_root_routes()}
+
+
+def test_routes_at_the_site_root_pass() -> None:
+    assert root_route_messages("tests.urls") == {}
+    assert "trusted_publishing.E020" not in {m.id for m in run_checks()}
+
+
+def test_routes_under_a_prefix_are_an_error() -> None:
+    messages = root_route_messages(_PrefixedUrls)
+    assert set(messages) == {"trusted_publishing.E020"}
+    error = messages["trusted_publishing.E020"]
+    assert isinstance(error, Error)
+    assert "/tp/_/oidc/mint-token, not /_/oidc/mint-token" in error.msg
+    assert "/tp/.well-known/pytp, not /.well-known/pytp" in error.msg
+    assert 'path("", include("trusted_publishing.urls"))' in error.hint
+    with override_settings(ROOT_URLCONF=_PrefixedUrls):
+        assert "trusted_publishing.E020" in {m.id for m in run_checks()}
+
+
+def test_routes_not_included_are_a_warning() -> None:
+    messages = root_route_messages(_NoAppUrls)
+    assert set(messages) == {"trusted_publishing.W021"}
+    assert isinstance(messages["trusted_publishing.W021"], Warning)
+    assert (
+        'path("", include("trusted_publishing.urls"))' in messages["trusted_publishing.W021"].hint
+    )
+
+
+def test_hints_link_the_published_docs_not_repository_paths() -> None:
+    from pathlib import Path
+
+    from trusted_publishing import checks
+
+    assert checks.DOCS_URL.startswith("https://")
+    source = Path(checks.__file__).read_text(encoding="utf-8")
+    assert not re.search(r"docs/[\w/-]+\.md", source), "a hint names a repository path"
+    hint = next(iter(ids_for_messages({**BASE, "AUDIENCES": "typo"}))).hint
+    assert checks.DOCS_URL in hint
+
+
+def ids_for_messages(conf: Any) -> list[Any]:
+    with override_settings(TRUSTED_PUBLISHING=conf, CACHES=REDIS):
+        return [m for m in check_settings() if m.id == "trusted_publishing.E011"]

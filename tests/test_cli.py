@@ -454,3 +454,127 @@ def test_purge(github_issuer: TestIssuer, github_publisher: Any, mint: Any) -> N
     assert not Publisher.objects.filter(pk=expired_pending.pk).exists()
     assert UsedIdentityToken.objects.count() == 1  # the live one stays
     assert run_json("purge", "--token-days", "1")["deleted"]["issued_tokens"] == 1
+
+
+# --- removing publishers and projects -----------------------------------------------------------
+GITHUB_ARGS = ["--provider", "github", "--repository", "acme/widgets", "--workflow", "r.yml"]
+
+
+def test_add_publisher_records_the_operators_user(monkeypatch: Any) -> None:
+    from django.contrib.auth import get_user_model
+
+    alice = get_user_model().objects.create_user("alice")
+    monkeypatch.setattr("getpass.getuser", lambda: "alice")
+    out = run("add-publisher", *GITHUB_ARGS, "--project", "widgets")
+    assert "creator:  alice" in out and "note" not in out
+    assert Publisher.objects.get().created_by == alice
+    assert run_json("list-publishers")[0]["created_by"] == "alice"
+
+
+def test_add_publisher_with_created_by(monkeypatch: Any) -> None:
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("bob")
+    monkeypatch.setattr("getpass.getuser", lambda: "alice")
+    data = run_json("add-publisher", *GITHUB_ARGS, "--project", "w", "--created-by", "bob")
+    assert data["created_by"] == "bob" and "created_by_note" not in data
+    with pytest.raises(CommandError, match="--created-by: no user with username 'carol'"):
+        run("add-publisher", *GITHUB_ARGS, "--project", "other", "--created-by", "carol")
+    assert Publisher.objects.get().project_names() == ["w"]
+
+
+def test_add_publisher_without_a_matching_user_leaves_created_by_empty(monkeypatch: Any) -> None:
+    monkeypatch.setattr("getpass.getuser", lambda: "nobody-here")
+    out = run("add-publisher", *GITHUB_ARGS, "--project", "widgets")
+    assert "note:     created_by left empty: no user with username 'nobody-here'" in out
+    assert Publisher.objects.get().created_by is None
+
+    def no_login() -> str:
+        raise OSError("no passwd entry")
+
+    monkeypatch.setattr("getpass.getuser", no_login)
+    data = run_json(
+        "add-publisher", "--provider", "github", "--repository", "acme/other", "--workflow",
+        "r.yml", "--project", "widgets",
+    )  # fmt: skip
+    assert data["created_by"] is None
+    assert "login name is unknown" in data["created_by_note"]
+
+
+def _token(publisher: Any, projects: list[str], digest: str) -> IssuedToken:
+    return IssuedToken.objects.create(
+        publisher=publisher,
+        digest=digest * 64,
+        projects=projects,
+        expires_at=timezone.now() + timedelta(minutes=15),
+        issuer_url=publisher.issuer.url,
+        subject="acme/widgets",
+    )
+
+
+def test_remove_publisher(github_issuer: TestIssuer, github_publisher: Any, mint: Any) -> None:
+    token = mint_token(github_issuer, mint)
+    other = GitHubPublisher.objects.create(
+        issuer=github_publisher.issuer,
+        repository_owner="acme",
+        repository_name="gadgets",
+        workflow_filename="r.yml",
+    )
+    other.add_projects(["gadgets"])
+    with pytest.raises(CommandError, match="no publisher with id 999; see `trusted_publishing"):
+        run("remove-publisher", str(github_publisher.pk), "999")
+    assert Publisher.objects.count() == 2  # nothing removed
+
+    out = run("remove-publisher", str(github_publisher.pk))
+    assert out.strip() == (
+        f"Removed publisher #{github_publisher.pk}: GitHub acme/widgets release.yml (projects: "
+        "widgets; 1 issued token(s) deleted, 1 of them live)"
+    )
+    assert not Publisher.objects.filter(pk=github_publisher.pk).exists()
+    assert not GitHubPublisher.objects.filter(pk=github_publisher.pk).exists()
+    assert not IssuedToken.objects.exists()
+    assert authenticate_upload_token(token) is None
+    assert AuditEvent.objects.filter(kind="token.minted", publisher=None).exists()
+
+    data = run_json("remove-publisher", str(other.pk))
+    assert [(d["id"], d["projects"], d["tokens_deleted"]) for d in data] == [
+        (other.pk, ["gadgets"], 0)
+    ]
+    assert not Publisher.objects.exists()
+
+
+def test_remove_project(github_issuer: TestIssuer, github_publisher: Any, mint: Any) -> None:
+    github_publisher.add_projects(["widgets-extra", "widgets-docs"])
+    both = mint_token(github_issuer, mint)  # covers every project of the publisher
+    only_widgets = _token(github_publisher, ["widgets"], "a")
+
+    out = run(
+        "remove-project", "--publisher", str(github_publisher.pk), "Widgets_Extra", "widgets-docs"
+    )
+    assert out.strip().splitlines() == [
+        f"Removed widgets-docs, widgets-extra from publisher #{github_publisher.pk}: GitHub "
+        "acme/widgets release.yml",
+        "  projects: widgets",
+        "  revoked:  1 live token(s) covering the removed project(s)",
+    ]
+    assert github_publisher.project_names() == ["widgets"]
+    assert authenticate_upload_token(both) is None
+    only_widgets.refresh_from_db()
+    assert only_widgets.state == "live"
+    revoked = IssuedToken.objects.get(revoked_at__isnull=False)
+    assert "was removed from the publisher" in revoked.revoked_reason
+
+    with pytest.raises(CommandError, match="would have no project left; remove the publisher"):
+        run("remove-project", "--publisher", str(github_publisher.pk), "widgets")
+    with pytest.raises(CommandError) as info:
+        run("remove-project", "--publisher", str(github_publisher.pk), "widgets")
+    assert f"`trusted_publishing remove-publisher {github_publisher.pk}`" in str(info.value)
+    with pytest.raises(CommandError, match="is not registered for nope; its projects are widgets"):
+        run("remove-project", "--publisher", str(github_publisher.pk), "nope")
+    with pytest.raises(CommandError, match="no publisher with id 999"):
+        run("remove-project", "--publisher", "999", "widgets")
+
+    github_publisher.add_projects(["widgets-extra"])
+    data = run_json("remove-project", "--publisher", str(github_publisher.pk), "widgets-extra")
+    assert data["projects"] == ["widgets"] and data["projects_removed"] == ["widgets-extra"]
+    assert data["tokens_revoked"] == 0 and data["live_tokens"] == 1

@@ -467,7 +467,14 @@ def test_publisher_token_uploads_only_to_its_existing_projects(
 def test_publisher_token_cannot_create_projects(
     client: Any, mint: Any, github_issuer: Any, widgets_publisher: Any
 ) -> None:
+    # No token for a project the index does not have...
+    refused = mint(github_issuer.sign(github_issuer.github_claims()))
+    assert refused.status_code == 422
+    assert "no longer exist on this index" in refused.json()["detail"]
+    # ... and a token minted before the project was deleted cannot re-create it by uploading.
+    project = Project.objects.create(name="widgets", created_by="release-admin")
     auth = basic("__token__", _minted(mint, github_issuer))
+    project.delete()
     response = upload(client, "widgets-1.0.tar.gz", name="widgets", version="1.0", auth=auth)
     assert response.status_code == 403
     assert response.reason_phrase.startswith("Non-user identities cannot create new projects")

@@ -141,7 +141,7 @@ def test_no_upload_to_a_project_the_host_no_longer_has(
     principal = authenticate_upload_token(raw)
     assert principal is not None
     host.projects.discard("widgets")
-    with pytest.raises(UploadDenied, match="does not exist on this index"):
+    with pytest.raises(UploadDenied, match="Non-user identities cannot create new projects"):
         authorize_upload(principal, "widgets")
     assert IssuedToken.objects.get().upload_count == 0
 

@@ -11,6 +11,17 @@ from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME, SETTINGS_NAME
 
+#: The published documentation; check hints link to its pages, never to repository paths.
+DOCS_URL = "https://django-trusted-publishing.readthedocs.io/en/latest/"
+SETTINGS_DOCS_URL = f"{DOCS_URL}settings/"
+
+#: Where clients look for the exchange routes: they derive these paths from the upload URL's
+#: host, so the app's URLs must be included at the site root.
+ROOT_ROUTES = {
+    "trusted_publishing:mint-token": "/_/oidc/mint-token",
+    "trusted_publishing:discovery": "/.well-known/pytp",
+}
+
 #: Audiences that belong to someone else or to nobody: tokens for them are not ours alone.
 GENERIC_AUDIENCES = {
     "pypi",
@@ -52,7 +63,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         messages.append(
             Error(
                 f"Unknown setting {SETTINGS_NAME}[{name!r}].",
-                hint="See docs/settings.md for the settings this app reads.",
+                hint=f"See {SETTINGS_DOCS_URL} for the settings this app reads.",
                 id="trusted_publishing.E011",
             )
         )
@@ -279,5 +290,79 @@ def check_one_database(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
             hint="Route every model of the trusted_publishing app to one database in your "
             "DATABASE_ROUTERS: a mint and an upload check must each be one transaction.",
             id="trusted_publishing.E018",
+        )
+    ]
+
+
+@register(Tags.models)
+def check_project_model(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """ProjectModelIntegration needs a model with the fields its settings name."""
+    from .integration import ProjectModelIntegration
+
+    integration = _get("HOST_INTEGRATION")
+    try:
+        cls = import_string(integration) if isinstance(integration, str) else integration
+    except Exception:
+        return []  # E006 reports it
+    if not (isinstance(cls, type) and issubclass(cls, ProjectModelIntegration)):
+        return []
+    from django.apps import apps
+
+    integration = cls()
+    label = integration.config("model")
+    problem = ""
+    try:
+        model = apps.get_model(label)
+    except (LookupError, ValueError, TypeError):
+        model, problem = None, f"PROJECT_MODEL = {label!r} names no installed model"
+    if model is not None:
+        names = {f.name for f in model._meta.get_fields()}
+        for setting in ("lookup_field", "create_field", "archived_field"):
+            field = integration.config(setting)
+            if field is not None and field not in names:
+                problem = f"PROJECT_{setting.upper()} = {field!r} is not a field of {label}"
+                break
+    if not problem:
+        return []
+    return [
+        Error(
+            f"{SETTINGS_NAME}: {problem} (ProjectModelIntegration).",
+            hint="Name your Project model ('app_label.Model') and its fields; see "
+            "the settings page of the documentation.",
+            id="trusted_publishing.E022",
+        )
+    ]
+
+
+@register(Tags.urls)
+def check_root_routes(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The exchange routes must be at the site root (E020), and included at all (W021)."""
+    from django.urls import NoReverseMatch, reverse
+
+    wrong = []
+    for name, expected in ROOT_ROUTES.items():
+        try:
+            found = reverse(name)
+        except NoReverseMatch:
+            return [
+                Warning(
+                    "The trusted_publishing URLs are not included in ROOT_URLCONF: CI jobs "
+                    "cannot discover the index or exchange identity tokens.",
+                    hint='Add path("", include("trusted_publishing.urls")) to your root URLconf '
+                    f"(see {DOCS_URL}integration/).",
+                    id="trusted_publishing.W021",
+                )
+            ]
+        if found != expected:
+            wrong.append(f"{name} is {found}, not {expected}")
+    if not wrong:
+        return []
+    return [
+        Error(
+            "The trusted_publishing URLs are not at the site root: " + "; ".join(wrong) + ".",
+            hint="Clients derive these paths from the upload URL's host. Include the app with "
+            'path("", include("trusted_publishing.urls")) in your root URLconf, not under a '
+            f"prefix (see {DOCS_URL}integration/).",
+            id="trusted_publishing.E020",
         )
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,13 @@ from .models import (
     IssuedToken,
     KeySource,
     Publisher,
+    PublisherProject,
     TrustedIssuer,
     UsedIdentityToken,
 )
 from .providers import PROVIDERS, CliOption, Split, publisher_relations
+
+logger = logging.getLogger("trusted_publishing.cli")
 
 ADD_ISSUER_HINT = "add it with `trusted_publishing add-issuer` or in admin → Trusted issuers"
 
@@ -56,11 +60,17 @@ def _form_errors(form: Any) -> str:
     return "; ".join(parts)
 
 
-def cli_actor() -> str:
+def operator_login() -> str | None:
+    """The login name of the user running the command (None if it cannot be told)."""
     try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return "cli"
+        return getpass.getuser() or None
+    except (KeyError, OSError, ImportError):  # no passwd entry (containers), no pwd module
+        return None
+
+
+def cli_actor() -> str:
+    login = operator_login()
+    return f"cli:{login}" if login else "cli"
 
 
 # --- issuers ------------------------------------------------------------------------------------
@@ -205,9 +215,17 @@ def add_publisher(
     projects: list[str],
     issuer_url: str | None = None,
     pending: bool = False,
+    created_by: str | None = None,
+    created_by_defaulted: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
-    """Register a publisher for ``projects`` (or add the projects to an identical one)."""
+    """Register a publisher for ``projects`` (or add the projects to an identical one).
+
+    ``created_by`` names the Django user (by username) recorded as the new publisher's creator.
+    An unknown name is an error, unless ``created_by_defaulted`` says it was not asked for (the
+    operator's login name filled in): then the creator stays empty and the result says so.
+    """
+    creator, creator_note = _creator(created_by, defaulted=created_by_defaulted)
     if not projects:
         raise CommandError("name at least one project with --project NAME")
     names = []
@@ -267,6 +285,8 @@ def add_publisher(
                         f"project(s) {', '.join(existing)} already exist: a pending publisher only "
                         "creates new projects; drop --pending to register an ordinary publisher"
                     )
+            if creator is not None:
+                form.instance.created_by = creator
             publisher = form.save()
             created = True
         added = [n for n in names if n not in set(publisher.project_names())]
@@ -280,6 +300,8 @@ def add_publisher(
         publisher.add_projects(added)
     result = publisher_data(Publisher.objects.get(pk=publisher.pk))
     result.update(created=created, projects_added=added)
+    if created and creator_note:
+        result["created_by_note"] = creator_note
     if not created and pending != publisher.is_pending:
         state = "pending" if publisher.is_pending else "not pending"
         result["note"] = (
@@ -287,6 +309,32 @@ def add_publisher(
             "(change it in admin → the provider's publishers)"
         )
     return result
+
+
+def _creator(login: str | None, *, defaulted: bool) -> tuple[Any, str | None]:
+    """The user named ``login`` (or None) and, when the creator stays empty, why."""
+    from django.contrib.auth import get_user_model
+
+    if not login:
+        if not defaulted:
+            return None, None
+        return None, (
+            "created_by left empty: the operator's login name is unknown; pass --created-by "
+            "USERNAME to record a user"
+        )
+    user_model = get_user_model()
+    user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: login}).first()
+    if user is not None:
+        return user, None
+    if not defaulted:
+        raise CommandError(
+            f"--created-by: no user with username {login!r}; pass an existing username (see "
+            "admin → Users) or create the user first"
+        )
+    return None, (
+        f"created_by left empty: no user with username {login!r} (the operator's login name); "
+        "pass --created-by USERNAME to record one"
+    )
 
 
 def _publisher_identity(specific: Publisher) -> dict[str, Any]:
@@ -318,6 +366,7 @@ def publisher_data(publisher: Publisher, live_tokens: int | None = None) -> dict
         "enabled": publisher.enabled,
         "pending_expires_at": _iso(publisher.pending_expires_at),
         "created_at": _iso(publisher.created_at),
+        "created_by": publisher.created_by.get_username() if publisher.created_by_id else None,
         "last_used_at": _iso(publisher.last_used_at),
         "live_tokens": live_tokens,
     }
@@ -329,7 +378,7 @@ def list_publishers(
     from .admin import live_token_count_subquery
 
     queryset = (
-        Publisher.objects.select_related("issuer", *publisher_relations())
+        Publisher.objects.select_related("issuer", "created_by", *publisher_relations())
         .prefetch_related("projects")
         .annotate(_live=live_token_count_subquery())
         .order_by("pk")
@@ -351,12 +400,7 @@ def _normalised(project: str) -> str:
 
 
 def set_publisher_enabled(ids: list[int], enabled: bool) -> list[dict[str, Any]]:
-    publishers = {p.pk: p for p in Publisher.objects.filter(pk__in=ids)}
-    missing = [str(i) for i in ids if i not in publishers]
-    if missing:
-        raise CommandError(
-            f"no publisher with id {', '.join(missing)}; see `trusted_publishing list-publishers`"
-        )
+    publishers = _publishers(ids)
     results = []
     for pk in ids:
         publisher = publishers[pk]
@@ -366,6 +410,87 @@ def set_publisher_enabled(ids: list[int], enabled: bool) -> list[dict[str, Any]]
             publisher.save(update_fields=["enabled"])
         results.append(publisher_data(publisher))
     return results
+
+
+def _publishers(ids: list[int]) -> dict[int, Publisher]:
+    publishers = {p.pk: p for p in Publisher.objects.filter(pk__in=ids)}
+    missing = [str(i) for i in ids if i not in publishers]
+    if missing:
+        raise CommandError(
+            f"no publisher with id {', '.join(missing)}; see `trusted_publishing list-publishers`"
+        )
+    return publishers
+
+
+def remove_publishers(ids: list[int]) -> list[dict[str, Any]]:
+    """Delete publishers; their issued tokens (live or not) are deleted with them.
+
+    Returns each publisher as it was, with ``tokens_deleted`` (all its issued tokens) added.
+    Audit events about them stay, with their publisher and token emptied.
+    """
+    ids = list(dict.fromkeys(ids))
+    actor = cli_actor()
+    results = []
+    with transaction.atomic():
+        publishers = _publishers(ids)
+        for pk in ids:
+            publisher = publishers[pk]
+            data = publisher_data(publisher)
+            data["tokens_deleted"] = IssuedToken.objects.filter(publisher_id=pk).count()
+            # Deleting the provider row takes the base row, its projects and its tokens along.
+            publisher.specific.delete()
+            results.append(data)
+    for data in results:
+        logger.info(
+            "publisher #%s (%s; projects %s) removed by %s with %d token(s)",
+            data["id"],
+            data["description"],
+            ", ".join(data["projects"]) or "none",
+            actor,
+            data["tokens_deleted"],
+        )
+    return results
+
+
+def remove_projects(publisher_id: int, projects: list[str]) -> dict[str, Any]:
+    """Remove projects from a publisher; the live tokens covering them are revoked (by the
+    ``post_delete`` receiver). A publisher keeps at least one project."""
+    if not projects:
+        raise CommandError("name at least one project to remove")
+    names = sorted({_normalised(raw) for raw in projects})
+    with transaction.atomic():
+        publisher = Publisher.objects.select_for_update().filter(pk=publisher_id).first()
+        if publisher is None:
+            raise CommandError(
+                f"no publisher with id {publisher_id}; see `trusted_publishing list-publishers`"
+            )
+        current = publisher.project_names()
+        unknown = [n for n in names if n not in current]
+        if unknown:
+            raise CommandError(
+                f"publisher #{publisher_id} is not registered for {', '.join(unknown)}; its "
+                f"projects are {', '.join(current) or 'none'}"
+            )
+        if set(current) <= set(names):
+            raise CommandError(
+                f"publisher #{publisher_id} would have no project left; remove the publisher "
+                f"itself with `trusted_publishing remove-publisher {publisher_id}`"
+            )
+        live = IssuedToken.objects.filter(publisher_id=publisher_id).live()
+        before = live.count()
+        # A queryset delete sends post_delete for each row: the receiver revokes the tokens.
+        PublisherProject.objects.filter(publisher_id=publisher_id, name__in=names).delete()
+        revoked = before - live.count()
+    result = publisher_data(Publisher.objects.get(pk=publisher_id))
+    result.update(projects_removed=names, tokens_revoked=revoked)
+    logger.info(
+        "project(s) %s removed from publisher #%s by %s; %d live token(s) revoked",
+        ", ".join(names),
+        publisher_id,
+        cli_actor(),
+        revoked,
+    )
+    return result
 
 
 # --- tokens -------------------------------------------------------------------------------------

@@ -43,6 +43,13 @@ DEFAULTS: dict[str, Any] = {
     "PENDING_PUBLISHER_LIFETIME": 30 * 24 * 3600,
     # Dotted path of the host integration class (see trusted_publishing.integration).
     "HOST_INTEGRATION": "trusted_publishing.integration.HostIntegration",
+    # For trusted_publishing.integration.ProjectModelIntegration: the host's Project model
+    # ("app_label.Model"), its field of PEP 503 normalised names, the field set when a pending
+    # publisher creates a project, and an optional boolean field that refuses uploads.
+    "PROJECT_MODEL": None,
+    "PROJECT_LOOKUP_FIELD": "normalized_name",
+    "PROJECT_CREATE_FIELD": "name",
+    "PROJECT_ARCHIVED_FIELD": None,
     # Upload URL paths of this index, for PEP 807 discovery (other paths answer 404).
     "UPLOAD_PATHS": ["/legacy/"],
     # Django cache alias holding issuers' key sets and the rate-limit counters. It must be

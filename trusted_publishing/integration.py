@@ -7,7 +7,7 @@ override what your index knows better. Every method receives normalised project 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -73,3 +73,61 @@ def get_integration() -> HostIntegration:
     from .conf import tp_settings
 
     return tp_settings.HOST_INTEGRATION()
+
+
+class ProjectModelIntegration(HostIntegration):
+    """Ready-made integration for the common case: the host has a Project model with a column
+    holding PEP 503 normalised names. Configured by settings, no code::
+
+        TRUSTED_PUBLISHING = {
+            ...,
+            "HOST_INTEGRATION": "trusted_publishing.integration.ProjectModelIntegration",
+            "PROJECT_MODEL": "myindex.Project",
+            "PROJECT_LOOKUP_FIELD": "normalized_name",  # PEP 503 normalised names
+            "PROJECT_CREATE_FIELD": "name",              # set when a pending publisher creates one
+            "PROJECT_ARCHIVED_FIELD": "archived",        # optional: True refuses uploads
+        }
+
+    or by the same names as class attributes of a subclass (``project_model = "..."``), which
+    win over the settings. Subclass it to add what your index does when a project is created.
+    """
+
+    project_model: str | None = None
+    project_lookup_field: str | None = None
+    project_create_field: str | None = None
+    project_archived_field: str | None = None
+
+    def config(self, name: str) -> Any:
+        """``project_model`` etc.: the class attribute, else the ``PROJECT_*`` setting."""
+        from .conf import tp_settings
+
+        value = getattr(self, f"project_{name}")
+        return value if value is not None else getattr(tp_settings, f"PROJECT_{name.upper()}")
+
+    def model(self) -> Any:
+        from django.apps import apps
+
+        return apps.get_model(self.config("model"))
+
+    def _projects(self, name: str) -> Any:
+        from .names import normalize_project_name
+
+        lookup = {self.config("lookup_field"): normalize_project_name(name)}
+        return self.model()._default_manager.filter(**lookup)
+
+    def project_exists(self, name: str) -> bool:
+        return self._projects(name).exists()
+
+    def create_project(self, name: str, publisher: Publisher) -> None:
+        from .names import is_valid_project_name
+
+        if not is_valid_project_name(name):
+            raise ValueError(f"{name!r} is not a valid project name")
+        if self.project_exists(name):  # a pending publisher never takes over a project
+            raise ValueError(f"A project named {name!r} already exists.")
+        fields = {self.config("create_field"): name, self.config("lookup_field"): name}
+        self.model()._default_manager.create(**fields)
+
+    def may_upload(self, principal: PublisherPrincipal, name: str) -> bool:
+        archived = self.config("archived_field")
+        return not archived or not self._projects(name).filter(**{archived: True}).exists()

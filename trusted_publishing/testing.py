@@ -71,22 +71,35 @@ class TestIssuer:
     __test__ = False  # not a pytest test class
 
     def __init__(
-        self, url: str = "https://issuer.test", *, kid: str | None = None, key_size: int = 2048
+        self,
+        url: str = "https://issuer.test",
+        *,
+        kid: str | None = None,
+        key_size: int = 2048,
+        private_key: rsa.RSAPrivateKey | None = None,
     ) -> None:
+        """``url`` is the issuer URL (``iss``), ``kid`` the key id (random if None). A new RSA key
+        of ``key_size`` bits is generated unless ``private_key`` is given (share one key between
+        issuers to save the generation time, as the pytest plugin does)."""
         self.url = url
         self.kid = kid or uuid.uuid4().hex[:16]
-        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+        self.private_key = private_key or rsa.generate_private_key(
+            public_exponent=65537, key_size=key_size
+        )
 
     # --- keys ------------------------------------------------------------------------------
     def public_jwk(self) -> dict[str, Any]:
+        """The public key as a JWK (``kid``, ``use: sig``, ``alg: RS256``)."""
         jwk = json.loads(RSAAlgorithm.to_jwk(self.private_key.public_key()))
         jwk.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
         return jwk
 
     def jwks(self) -> dict[str, Any]:
+        """The JWK Set an issuer publishes at its ``jwks_uri``: ``{"keys": [<public JWK>]}``."""
         return {"keys": [self.public_jwk()]}
 
     def private_pem(self) -> bytes:
+        """The private key, PKCS#8 PEM (unencrypted)."""
         return self.private_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -94,6 +107,7 @@ class TestIssuer:
         )
 
     def public_pem(self) -> bytes:
+        """The public key, SubjectPublicKeyInfo PEM."""
         return self.private_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -104,6 +118,8 @@ class TestIssuer:
         self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     def discovery_document(self, jwks_uri: str | None = None) -> dict[str, Any]:
+        """The OpenID discovery document (``/.well-known/openid-configuration``) naming this
+        issuer; ``jwks_uri`` defaults to ``<url>/.well-known/jwks``."""
         return {
             "issuer": self.url,
             "jwks_uri": jwks_uri or f"{self.url}/.well-known/jwks",
@@ -120,6 +136,8 @@ class TestIssuer:
         headers: dict[str, Any] | None = None,
         kid: str | None = None,
     ) -> str:
+        """``claims`` signed with RS256: a compact JWT. The header carries this issuer's ``kid``
+        (``kid=`` sets another) and ``typ: JWT``; ``headers`` adds or replaces header fields."""
         hdrs = {"kid": kid if kid is not None else self.kid, "typ": "JWT"}
         hdrs.update(headers or {})
         return jwt.encode(claims, self.private_key, algorithm="RS256", headers=hdrs)
@@ -127,6 +145,8 @@ class TestIssuer:
     def base_claims(
         self, *, audience: str | None = None, lifetime: int = 300, **extra: Any
     ) -> dict[str, Any]:
+        """``iss``, ``aud`` (``audience``, else the configured ``AUDIENCE``), ``iat``, ``nbf``,
+        ``exp`` (``lifetime`` seconds from now) and a fresh ``jti``, updated with ``extra``."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.url,

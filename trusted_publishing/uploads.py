@@ -17,7 +17,7 @@ from typing import Any
 from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -34,6 +34,12 @@ from .principal import PublisherPrincipal
 logger = logging.getLogger("trusted_publishing.uploads")
 
 MAX_TOKEN_LENGTH = 512
+#: PyPI's words for an upload by a trusted publisher to a project the index does not have.
+NO_NEW_PROJECTS = (
+    "Non-user identities cannot create new projects. This was probably caused by successfully "
+    "using a pending publisher but specifying the project name incorrectly (either in the "
+    "publisher or in your project's metadata). Please ensure that both match."
+)
 #: The token's publisher with its provider row, in the token's one query.
 _WITH_PUBLISHER = ["publisher"] + [
     f"publisher__{model._meta.model_name}" for model in PUBLISHER_MODELS.values()
@@ -170,10 +176,7 @@ def authorize_upload(
     elif integration.missing_projects([project]):
         # A CI identity never creates a project (PyPI's rule); a pending publisher's first
         # exchange created its projects before the token was minted.
-        reason = (
-            f"project {project!r} does not exist on this index, and a trusted publisher cannot "
-            "create projects: register a pending publisher so that its first publish creates it"
-        )
+        reason = NO_NEW_PROJECTS
     elif not integration.may_upload(principal, project):
         reason = f"the index does not accept uploads to project {project!r}"
     else:
@@ -206,3 +209,57 @@ def authorize_upload(
         sender=PublisherPrincipal, principal=principal, project=project, request=request
     )
     return principal
+
+
+# --- for the host's upload view -----------------------------------------------------------------
+def forbidden(reason: str) -> HttpResponse:
+    """PyPI's answer to a refused upload: ``403`` with the reason in the status line (twine and
+    uv print it) and as a plain-text body."""
+    line = " ".join(reason.split())[:300].encode("latin-1", "replace").decode("latin-1")
+    return HttpResponse(
+        reason + "\n", status=403, reason=line, content_type="text/plain; charset=utf-8"
+    )
+
+
+def check_trusted_upload(
+    request: Any,
+    project_name: str,
+    filename: str | None = None,
+    *,
+    principal: PublisherPrincipal | None = None,
+) -> HttpResponse | None:
+    """The one call an upload view makes for Trusted Publishing, inside the transaction that
+    stores the file: ``None`` when the upload may go on (or is not made with a minted token:
+    your own rules apply then), else the ``403`` to return.
+
+    It authorises the upload (``authorize_upload``: the token's projects, revocation, expiry,
+    the publisher, project existence, single use, the audit trail) and, given the uploaded
+    file's name, checks that the file belongs to that project (PyPI: "Start filename for ...").
+    """
+    if principal is None:
+        user = getattr(request, "user", None)
+        principal = user if isinstance(user, PublisherPrincipal) else None
+    if principal is None:
+        return None
+    project = normalize_project_name(project_name)
+    if filename is not None:
+        prefix = _distribution_name(filename)
+        if prefix is None or normalize_project_name(prefix) != project:
+            return forbidden(f"Start filename for {project_name!r} with {project!r}.")
+    try:
+        authorize_upload(principal, project, getattr(request, "_request", request))
+    except UploadDenied as exc:
+        return forbidden(exc.reason)
+    return None
+
+
+def _distribution_name(filename: str) -> str | None:
+    """The distribution name a wheel's or sdist's file name starts with (PEP 427 / PEP 625)."""
+    name = filename.rsplit("/", 1)[-1]
+    if name.endswith(".whl"):
+        return name.split("-", 1)[0] if name.count("-") >= 4 else None
+    for suffix in (".tar.gz", ".zip"):
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            return stem.rsplit("-", 1)[0] if "-" in stem else None
+    return None

@@ -27,9 +27,8 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from trusted_publishing.errors import UploadDenied
 from trusted_publishing.names import is_valid_project_name, normalize_project_name
-from trusted_publishing.uploads import authorize_upload
+from trusted_publishing.uploads import check_trusted_upload
 
 from .auth import NotAuthenticated, Throttled, Uploader, authenticate_uploader
 from .distfile import InvalidDistribution, normalized_filename, read_metadata
@@ -240,19 +239,14 @@ def _authorise(request: HttpRequest, uploader: Uploader, upload: _Upload) -> Pro
     """Check the uploader may upload; return the project (None: a user creates a new one)."""
     project = Project.objects.filter(normalized_name=upload.normalized_name).first()
     if uploader.principal is not None:
-        if project is None:
-            # PyPI's rule: only a pending publisher's exchange may create a project.
-            raise UploadError(403, "Non-user identities cannot create new projects. This was "
-                                   "probably caused by successfully using a pending publisher "
-                                   "but specifying the project name incorrectly (either in the "
-                                   "publisher or in your project's metadata). Please ensure "
-                                   "that both match.")
-        try:
-            # Checks the token's projects, revocation, expiry, the host veto (archived), and
-            # consumes a single-use token. Runs inside our transaction.
-            authorize_upload(uploader.principal, project.normalized_name, request)
-        except UploadDenied as exc:
-            raise UploadError(403, exc.reason) from None
+        # The app's one call: the token's projects, revocation, expiry, the publisher, that the
+        # project exists (a CI identity never creates one), the host veto (archived), the file
+        # name, single use and the audit trail. Runs inside our transaction.
+        refusal = check_trusted_upload(
+            request, upload.name, upload.filename, principal=uploader.principal
+        )
+        if refusal is not None:
+            raise UploadError(403, refusal.content.decode().rstrip("\n"))
         return project
     user = uploader.user
     if project is None:

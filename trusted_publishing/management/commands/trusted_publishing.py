@@ -104,6 +104,12 @@ class Command(BaseCommand):
             metavar="URL",
             help="a trusted issuer of this provider (default: the public one)",
         )
+        p.add_argument(
+            "--created-by",
+            metavar="LOGIN",
+            help="username of the Django user recorded as its creator (default: your login "
+            "name, if such a user exists)",
+        )
         add_provider_options(p)
 
         p = add("list-publishers", "List publishers.")
@@ -116,6 +122,17 @@ class Command(BaseCommand):
             ("enable-publisher", "Enable publishers again."),
         ):
             add(name, text).add_argument("ids", nargs="+", type=int, metavar="ID")
+
+        add(
+            "remove-publisher", "Delete publishers; their issued tokens are deleted with them."
+        ).add_argument("ids", nargs="+", type=int, metavar="ID")
+
+        p = add(
+            "remove-project",
+            "Remove projects from a publisher; its live tokens covering them are revoked.",
+        )
+        p.add_argument("--publisher", dest="publisher_id", type=int, required=True, metavar="ID")
+        p.add_argument("projects", nargs="+", metavar="NAME", help="project names to remove")
 
         p = add("list-tokens", "List issued upload tokens (never the tokens themselves).")
         p.add_argument("--live", action="store_true", help="only tokens that still work")
@@ -210,11 +227,14 @@ class Command(BaseCommand):
         return data, f"{data['url']}: {len(data['key_ids'])} key(s): {kids}"
 
     def do_add_publisher(self, o: dict[str, Any]) -> tuple[Any, str]:
+        created_by = o.get("created_by")
         data = cli.add_publisher(
             provider=o["provider"],
             projects=o["projects"],
             issuer_url=o["issuer_url"],
             pending=o["pending"],
+            created_by=cli.operator_login() if created_by is None else created_by,
+            created_by_defaulted=created_by is None,
             **{option.dest: o.get(option.dest) for option in cli.provider_options()},
         )
         if data["created"]:
@@ -231,8 +251,11 @@ class Command(BaseCommand):
                 f" — creates {', '.join(data['projects'])} on first publish, until "
                 f"{_when(data['pending_expires_at'])} UTC"
             )
-        if data.get("note"):
-            text += f"\n  note:     {data['note']}"
+        if data["created_by"]:
+            text += f"\n  creator:  {data['created_by']}"
+        for key in ("created_by_note", "note"):
+            if data.get(key):
+                text += f"\n  note:     {data[key]}"
         return data, text
 
     def _publisher_rows(self, data: list[dict[str, Any]]) -> str:
@@ -262,6 +285,25 @@ class Command(BaseCommand):
     def do_enable_publisher(self, o: dict[str, Any]) -> tuple[Any, str]:
         data = cli.set_publisher_enabled(o["ids"], True)
         return data, "Enabled:\n" + self._publisher_rows(data)
+
+    def do_remove_publisher(self, o: dict[str, Any]) -> tuple[Any, str]:
+        data = cli.remove_publishers(o["ids"])
+        lines = [
+            f"Removed publisher #{d['id']}: {d['description']} (projects: "
+            f"{', '.join(d['projects']) or 'none'}; {d['tokens_deleted']} issued token(s) "
+            f"deleted, {d['live_tokens']} of them live)"
+            for d in data
+        ]
+        return data, "\n".join(lines)
+
+    def do_remove_project(self, o: dict[str, Any]) -> tuple[Any, str]:
+        data = cli.remove_projects(o["publisher_id"], o["projects"])
+        text = (
+            f"Removed {', '.join(data['projects_removed'])} from publisher #{data['id']}: "
+            f"{data['description']}\n  projects: {', '.join(data['projects'])}\n"
+            f"  revoked:  {data['tokens_revoked']} live token(s) covering the removed project(s)"
+        )
+        return data, text
 
     def do_list_tokens(self, o: dict[str, Any]) -> tuple[Any, str]:
         if o["limit"] < 1:
