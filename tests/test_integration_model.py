@@ -115,3 +115,48 @@ def test_the_upload_helper_leaves_other_credentials_to_the_host(django_user_mode
     user = django_user_model.objects.create_user("alice")
     assert check_trusted_upload(_request(user), "widgets", "widgets-1.0.tar.gz") is None
     assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.usefixtures("configured")
+def test_rights_do_not_carry_over_to_a_project_deleted_and_created_again(
+    client: Any, github_issuer: TestIssuer, github_publisher: GitHubPublisher, principal: Any
+) -> None:
+    """Finding 8: an operator deletes project widgets; somebody else creates a new widgets.
+    Neither the old publisher nor a token minted before may upload into the new owner's
+    project."""
+    row = github_publisher.projects.get(name="widgets")
+    assert row.host_key == str(Project.objects.get(normalized_name="widgets").pk)
+    Project.objects.filter(normalized_name="widgets").delete()
+    Project.objects.create(name="widgets", created_by="somebody-else")
+
+    refused = check_trusted_upload(_request(principal), "widgets", "widgets-1.0.tar.gz")
+    assert refused is not None and refused.status_code == 403
+    assert "deleted and created again" in refused.reason_phrase
+    response = post_mint(client, github_issuer.sign(github_issuer.github_claims()))
+    assert response.status_code == 422
+    assert "deleted and created again" in response.json()["detail"]
+    assert IssuedToken.objects.get().upload_count == 0
+
+
+@pytest.mark.usefixtures("configured")
+def test_a_pending_publisher_is_bound_to_the_project_it_creates(
+    client: Any, github_issuer: TestIssuer
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from trusted_publishing.models import TrustedIssuer
+
+    pending = GitHubPublisher.objects.create(
+        issuer=TrustedIssuer.objects.get(url=github_issuer.url),
+        repository_owner="acme",
+        repository_name="widgets",
+        workflow_filename="release.yml",
+        pending_expires_at=timezone.now() + timedelta(days=1),
+    )
+    pending.add_projects(["fresh"])
+    assert pending.projects.get().host_key == ""
+    assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
+    created = Project.objects.get(normalized_name="fresh")
+    assert pending.projects.get().host_key == str(created.pk)

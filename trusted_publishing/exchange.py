@@ -33,6 +33,7 @@ from .errors import ErrorCode, TrustedPublishingError
 from .integration import get_integration
 from .models import AuditEvent, CreatedProject, IssuedToken, Publisher, UsedIdentityToken
 from .models.events import without_nul
+from .models.publishers import PROJECT_RECREATED
 from .providers import ClaimMismatch, get_rules
 from .providers.base import safe_claims
 from .verification import MAX_NUMERIC_DATE, verify_identity_token
@@ -110,6 +111,10 @@ def find_publisher(
             continue
         projects = sorted(p.name for p in candidate.projects.all())
         if projects and not candidate.is_pending:
+            recreated = [p.name for p in candidate.projects.all() if p.host_project_changed()]
+            for name in recreated:
+                reasons.append(PROJECT_RECREATED.format(project=name))
+            projects = [p for p in projects if p not in recreated]
             gone = get_integration().missing_projects(projects)
             if gone:  # deleted on the host: this publisher no longer covers them
                 reasons.append(
@@ -390,6 +395,8 @@ def _reify(publisher: Publisher, issuer_url: str) -> list[str]:
                 f"project {name!r} could not be created: {exc}",
                 publisher=publisher,
             ) from None
+    for row in publisher.projects.all():
+        row.host_project_changed()  # binds each to the project just created
     publisher.pending_expires_at = None
     publisher.save(update_fields=["pending_expires_at"])
     AuditEvent.objects.create(

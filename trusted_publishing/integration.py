@@ -30,6 +30,15 @@ class HostIntegration:
             name=name, publisher__pending_expires_at__isnull=True
         ).exists()
 
+    def project_key(self, name: str) -> str | None:
+        """The host's own, never reused id of project ``name`` (its primary key, say), or None.
+
+        A publisher's project is bound to it when first seen: if the project is deleted and
+        somebody creates one of the same name, the publisher (and every token minted before) no
+        longer covers it. None (the default) disables the check.
+        """
+        return None
+
     def knows_projects(self) -> bool:
         """True when the host keeps its own project registry (it overrides ``project_exists``).
 
@@ -117,6 +126,10 @@ class ProjectModelIntegration(HostIntegration):
 
     def project_exists(self, name: str) -> bool:
         return self._projects(name).exists()
+
+    def project_key(self, name: str) -> str | None:
+        pk = self._projects(name).values_list("pk", flat=True).first()
+        return None if pk is None else str(pk)
 
     def create_project(self, name: str, publisher: Publisher) -> None:
         from .names import is_valid_project_name

@@ -27,6 +27,13 @@ class Provider(models.TextChoices):
     ACTIVESTATE = "activestate", _("ActiveState")
 
 
+#: Why a publisher's rights end when its project is deleted and created again.
+PROJECT_RECREATED = (
+    "project {project!r} was deleted and created again since this publisher was registered for "
+    "it; its owners must register the publisher again"
+)
+
+
 class PublisherQuerySet(models.QuerySet["Publisher"]):
     """A publisher's states, defined once for the exchange, uploads, admin and CLI."""
 
@@ -139,8 +146,11 @@ class Publisher(models.Model):
             return "the token's publisher is disabled"
         if self.is_pending:
             return "the token's publisher is still pending"
-        if not self.projects.filter(name=project).exists():
+        registered = self.projects.filter(name=project).first()
+        if registered is None:
             return f"the publisher is no longer registered for project {project!r}"
+        if registered.host_project_changed():
+            return PROJECT_RECREATED.format(project=project)
         return ""
 
     def project_names(self) -> list[str]:
@@ -158,6 +168,10 @@ class PublisherProject(models.Model):
 
     publisher = models.ForeignKey(Publisher, on_delete=models.CASCADE, related_name="projects")
     name = models.CharField(_("project"), max_length=255, db_index=True)
+    # The host's own id of the project (HostIntegration.project_key), bound when the project is
+    # first seen: a project deleted and created again by someone else is another project, and
+    # this publisher's rights do not carry over to it.
+    host_key = models.CharField(_("host project id"), max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -174,7 +188,25 @@ class PublisherProject(models.Model):
 
     def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         self.name = normalize_project_name(self.name)
+        if not self.host_key:
+            from ..integration import get_integration
+
+            self.host_key = get_integration().project_key(self.name) or ""
         super().save(*args, **kwargs)
+
+    def host_project_changed(self) -> bool:
+        """True if the host's project of this name is not the one this row was bound to (it
+        was deleted and created again); an unbound row is bound now."""
+        from ..integration import get_integration
+
+        current = get_integration().project_key(self.name)
+        if not current:
+            return False
+        if not self.host_key:
+            type(self).objects.filter(pk=self.pk, host_key="").update(host_key=current)
+            self.host_key = current
+            return False
+        return self.host_key != current
 
 
 class GitHubPublisher(Publisher):
