@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One-command demo of django-trusted-publishing: an example index under TLS on 127.0.0.1, a
-# development identity provider playing a GitHub Actions job, and `uv publish` publishing through
-# Trusted Publishing, then `pip install` from the index. Needs only python3 >= 3.11.
+# One-command demo of django-trusted-publishing: an example index under TLS on 127.0.0.1, the
+# development identity provider (trusted_publishing.contrib.devidp, DEBUG only) playing a GitHub
+# Actions job, and `uv publish` publishing through Trusted Publishing, then `pip install` from the
+# index. Needs only python3 >= 3.11.
 #
 #   bash scripts/demo.sh [--port 8443] [--once] [--data-dir .demo]
 set -euo pipefail
