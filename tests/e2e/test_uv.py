@@ -123,11 +123,21 @@ def test_uv_project_not_authorised_is_refused(
 def test_uv_publisher_cannot_create_a_missing_project(
     server, agent, index, publishers, github_idp, gha_env, dists, unique
 ) -> None:
+    # An ordinary publisher is only accepted for an existing project; the project is then
+    # deleted on the index: the exchange refuses, and uv says why.
     name = f"uv-no-project-{unique}"
-    publishers.github_publisher(name, repository=f"acme/{name}", create_project=False)
+    publishers.github_publisher(name, repository=f"acme/{name}")
+    agent(
+        "execute",
+        code=(
+            "from example_project.index.models import Project\n"
+            f"Project.objects.filter(normalized_name={name!r}).delete()\n"
+            "result = True\n"
+        ),
+    )
     github_idp.job(f"acme/{name}", "release.yml")
     result = uv_publish(server, gha_env, [d.path for d in dists(name)])
-    _assert_refused(result, index, name, "Non-user identities cannot create new projects")
+    _assert_refused(result, index, name, "no longer exist on this index")
     assert agent("project_exists", name=name) is False
 
 
