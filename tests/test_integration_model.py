@@ -59,7 +59,7 @@ def test_settings_alone_make_the_host_model_the_registry(configured: Any) -> Non
         ({"PROJECT_ARCHIVED_FIELD": "frozen"}, "PROJECT_ARCHIVED_FIELD = 'frozen'"),
     ],
 )
-def test_a_misnamed_model_or_field_is_e025(overrides: dict[str, str], message: str) -> None:
+def test_a_misnamed_model_or_field_is_e022(overrides: dict[str, str], message: str) -> None:
     with override_tp_settings(**SETTINGS):
         assert "trusted_publishing.E022" not in {m.id for m in run_checks()}
     with override_tp_settings(**{**SETTINGS, **overrides}):

@@ -21,7 +21,7 @@ from trusted_publishing.models import AuditEvent, GitHubPublisher, IssuedToken
 from trusted_publishing.permissions import UploadTokensAccepted
 from trusted_publishing.principal import PublisherPrincipal
 from trusted_publishing.testing import TestIssuer
-from trusted_publishing.uploads import audit_alias, authenticate_upload_token, authorize_upload
+from trusted_publishing.uploads import authenticate_upload_token, authorize_upload
 
 from .providers.support import assert_minted, post_mint
 
@@ -152,33 +152,57 @@ def test_principal_is_user_like_without_permissions(minted: str) -> None:
 
 # --- decisions survive the host's rollback ----------------------------------------------------
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, databases=["default", audit_alias()])
 def test_decisions_survive_a_host_view_that_raises(
-    client: Any, github_issuer: TestIssuer, github_publisher: Any
+    django_db_setup: Any, django_db_blocker: Any, client: Any
 ) -> None:
     """A host view that lets UploadDenied (or a storage error) escape its transaction.atomic():
-    the file and the token's recorded use roll back, the audit trail keeps both decisions."""
+    the file and the token's recorded use roll back, the audit trail keeps both decisions.
+
+    Outside Django's TestCase (whose own transaction would hide the audit connection's rows),
+    on the real test database, cleaning up after itself."""
     from django.db import transaction
 
-    raw = assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
-    principal = authenticate_upload_token(raw)
-    assert principal is not None
+    from trusted_publishing.models import TrustedIssuer
 
-    def host_view(project: str, *, storage_fails: bool = False) -> None:
-        with transaction.atomic():
-            authorize_upload(principal, project)
-            if storage_fails:
-                raise OSError("disk full")
+    with django_db_blocker.unblock():
+        issuer = TestIssuer("https://token.actions.rollback.test")
+        issuer.register("github")
+        publisher = GitHubPublisher.objects.create(
+            issuer=TrustedIssuer.objects.get(url=issuer.url),
+            repository_owner="acme",
+            repository_name="widgets",
+            workflow_filename="release.yml",
+        )
+        publisher.add_projects(["widgets"])
+        try:
+            raw = assert_minted(post_mint(client, issuer.sign(issuer.github_claims())))
+            principal = authenticate_upload_token(raw)
+            assert principal is not None
 
-    with pytest.raises(UploadDenied):
-        host_view("not-mine")
-    with pytest.raises(OSError):
-        host_view("widgets", storage_fails=True)
+            def host_view(project: str, *, storage_fails: bool = False) -> None:
+                with transaction.atomic():
+                    authorize_upload(principal, project)
+                    if storage_fails:
+                        raise OSError("disk full")
 
-    kinds = list(
-        AuditEvent.objects.filter(kind__startswith="upload.")
-        .order_by("pk")
-        .values_list("kind", "projects")
-    )
-    assert kinds == [("upload.denied", ["not-mine"]), ("upload.authorised", ["widgets"])]
-    assert IssuedToken.objects.get().upload_count == 0  # the use rolled back with the file
+            with pytest.raises(UploadDenied):
+                host_view("not-mine")
+            with pytest.raises(OSError):
+                host_view("widgets", storage_fails=True)
+
+            kinds = list(
+                AuditEvent.objects.filter(kind__startswith="upload.", publisher_id=publisher.pk)
+                .order_by("pk")
+                .values_list("kind", "projects")
+            )
+            assert kinds == [("upload.denied", ["not-mine"]), ("upload.authorised", ["widgets"])]
+            # The use rolled back with the file.
+            assert IssuedToken.objects.get(publisher=publisher).upload_count == 0
+        finally:
+            AuditEvent.objects.filter(publisher_id=publisher.pk).delete()
+            AuditEvent.objects.filter(issuer_url=issuer.url).delete()
+            publisher.delete()
+            from trusted_publishing.models import UsedIdentityToken
+
+            UsedIdentityToken.objects.filter(issuer_url=issuer.url).delete()
+            TrustedIssuer.objects.filter(url=issuer.url).delete()
