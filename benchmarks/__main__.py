@@ -90,10 +90,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m benchmarks",
         description="Benchmark what Trusted Publishing costs the users of an index, here.",
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes, about a minute; only correctness targets can fail")
-    parser.add_argument("--output", type=Path, default=HERE / "results" / "latest.json",
-                        help="JSON results file")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes, about a minute; only correctness targets can fail",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=HERE / "results" / "latest.json", help="JSON results file"
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("DATABASE_URL", ""),
@@ -110,8 +114,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, help="HTTP clients (default 8)")
     parser.add_argument("--threads", type=int, help="threads per gunicorn worker (default 4)")
-    parser.add_argument("--skip-release", action="store_true",
-                        help="leave out figure 2 (the uv releases)")
+    parser.add_argument(
+        "--skip-release", action="store_true", help="leave out figure 2 (the uv releases)"
+    )
     return parser.parse_args(argv)
 
 
@@ -199,8 +204,12 @@ def run_part(module: str, spec: dict[str, Any], out: Path, timeout: float) -> di
     try:
         proc = subprocess.run(
             [sys.executable, "-m", f"benchmarks.{module}", json.dumps(spec), str(out)],
-            cwd=ROOT, env=env, timeout=timeout, check=False,
-            stdout=sys.stderr, stderr=None,  # progress lines go to the terminal
+            cwd=ROOT,
+            env=env,
+            timeout=timeout,
+            check=False,
+            stdout=sys.stderr,
+            stderr=None,  # progress lines go to the terminal
         )
         returncode: int | None = proc.returncode
     except subprocess.TimeoutExpired:
@@ -236,13 +245,16 @@ def main(argv: list[str] | None = None) -> int:
         }
         pg = urlsplit(args.database_url).scheme in POSTGRES_SCHEMES
         if args.database_url and not pg:
-            print("ignoring the database URL: only PostgreSQL is benchmarked besides SQLite",
-                  file=sys.stderr)
+            print(
+                "ignoring the database URL: only PostgreSQL is benchmarked besides SQLite",
+                file=sys.stderr,
+            )
         database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
         if pg:
             try:
                 database_url, results["postgresql_version"] = prepare_postgres(
-                    args.database_url, args.pg_database)
+                    args.database_url, args.pg_database
+                )
             except Exception as exc:
                 results["backend"] = {"error": f"cannot prepare PostgreSQL: {exc}"[:300]}
         results["database"] = "postgresql" if pg else "sqlite"
@@ -258,21 +270,33 @@ def main(argv: list[str] | None = None) -> int:
             f"benchmark ({results['mode']}): {results['machine']['nproc']} CPUs, "
             f"{results['machine']['cpu']}, {results['database']}, cache "
             f"{results['cache_url_scheme']}",
-            file=sys.stderr, flush=True,
+            file=sys.stderr,
+            flush=True,
         )
         if "backend" not in results:
-            spec = {"name": results["database"], "database_url": database_url,
-                    "cache_url": cache_url, "cache_prefix": f"tpbench-{run_id}",
-                    "log_dir": str(log_dir), "sizes": sizes}
-            results["backend"] = run_part("backend", spec, log_dir / "backend.json",
-                                          timeout=180 if args.quick else 1500)
+            spec = {
+                "name": results["database"],
+                "database_url": database_url,
+                "cache_url": cache_url,
+                "cache_prefix": f"tpbench-{run_id}",
+                "log_dir": str(log_dir),
+                "sizes": sizes,
+            }
+            results["backend"] = run_part(
+                "backend", spec, log_dir / "backend.json", timeout=180 if args.quick else 1500
+            )
             if pg:
                 drop_postgres(database_url)
         if not args.skip_release:
-            spec = {"outer_database_url": args.database_url if pg else "",
-                    "cache_url": cache_url, "sizes": sizes, "log_dir": str(log_dir)}
-            results["release"] = run_part("release", spec, log_dir / "release.json",
-                                          timeout=120 if args.quick else 600)
+            spec = {
+                "outer_database_url": args.database_url if pg else "",
+                "cache_url": cache_url,
+                "sizes": sizes,
+                "log_dir": str(log_dir),
+            }
+            results["release"] = run_part(
+                "release", spec, log_dir / "release.json", timeout=120 if args.quick else 600
+            )
         results["machine"]["loadavg_end"] = os.getloadavg()
         results["seconds"] = time.monotonic() - started
 
@@ -289,8 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, Django {m['django']}, "
         f"{results['database']} {results.get('postgresql_version', '')}".rstrip()
         + f", cache {results['cache_url_scheme']} {results.get('redis_version', '')}".rstrip()
-        + (f", {results['release']['uv_version']}" if results.get("release", {}).get("uv_version")
-           else "")
+        + (
+            f", {results['release']['uv_version']}"
+            if results.get("release", {}).get("uv_version")
+            else ""
+        )
         + f"; load average {m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}"
     )
     if args.quick:

@@ -34,6 +34,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+SENTINEL = "tp-bench-sentinel"
+
+
 def _setup_django(spec: dict[str, Any]) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
     os.environ["TP_BENCH_DATABASE_URL"] = spec["database_url"]
@@ -67,6 +70,7 @@ class Run:
     # --- phases ---------------------------------------------------------------------------------
     def run(self) -> None:
         _setup_django(self.spec)
+        from django.core.cache import cache
         from django.core.management import call_command
         from django.db import connection
 
@@ -76,14 +80,39 @@ class Run:
         started = time.perf_counter()
         call_command("migrate", verbosity=0, interactive=False)
         self.result.update(vendor=connection.vendor, migrate_seconds=time.perf_counter() - started)
+        # A key that never expires: if it is gone at the end, someone emptied the shared cache
+        # during the run (a test suite flushing the same Redis database), and the identity
+        # provider requests that followed are explained.
+        cache.set(SENTINEL, "1", None)
         with CountingIdP() as idp:
             self.idp = idp
             t0 = time.perf_counter()
-            call_command("trusted_publishing", "add-issuer", "--provider", "github", "--url",
-                         idp.url, "--name", "benchmark issuer", stdout=_Null())
-            call_command("trusted_publishing", "add-publisher", "--provider", "github",
-                         "--issuer", idp.url, "--repository", idp.repository, "--workflow",
-                         idp.workflow, "--project", PROJECT, stdout=_Null())
+            call_command(
+                "trusted_publishing",
+                "add-issuer",
+                "--provider",
+                "github",
+                "--url",
+                idp.url,
+                "--name",
+                "benchmark issuer",
+                stdout=_Null(),
+            )
+            call_command(
+                "trusted_publishing",
+                "add-publisher",
+                "--provider",
+                "github",
+                "--issuer",
+                idp.url,
+                "--repository",
+                idp.repository,
+                "--workflow",
+                idp.workflow,
+                "--project",
+                PROJECT,
+                stdout=_Null(),
+            )
             self.cold_start()
             self.done("cold start", t0)
 
@@ -105,6 +134,7 @@ class Run:
                 self.result["purge"] = self.purge()
                 self.done("purge", t0)
             self.result["idp"]["steady_after_rotation"] = idp.fetches()
+            self.result["cache_emptied_during_run"] = cache.get(SENTINEL) is None
             self.save()
         _forget_cache_keys(self.spec["cache_prefix"])
 
@@ -145,9 +175,12 @@ class Run:
         out["statements"] = ip.statements(self.idp)
         out["rows_per_release"] = ip.rows_per_release(self.idp)
         out["rows"] = ip.row_counts()
-        say(self.spec, f"in-process ({label}): mint {out['mint']['median_ms']:.2f} ms, upload "
+        say(
+            self.spec,
+            f"in-process ({label}): mint {out['mint']['median_ms']:.2f} ms, upload "
             f"{out['upload']['median_ms']:.2f} ms, password check "
-            f"{out['password']['median_ms']:.1f} ms, errors {len(errors)}")
+            f"{out['password']['median_ms']:.1f} ms, errors {len(errors)}",
+        )
         return out
 
     def http(self) -> dict[str, Any]:
@@ -169,15 +202,21 @@ class Run:
             "threads_per_worker": int(sizes["http_threads"]),
             "concurrency": concurrency,
         }
-        with Server(workers=out["workers"], threads=out["threads_per_worker"],
-                    log_path=log) as server:
-            out["warmup"] = _strip(run_load(server.port, warm, concurrency=concurrency,
-                                            time_limit=30))
+        with Server(
+            workers=out["workers"], threads=out["threads_per_worker"], log_path=log
+        ) as server:
+            out["warmup"] = _strip(
+                run_load(server.port, warm, concurrency=concurrency, time_limit=30)
+            )
             assert server.process is not None
             busy_0, total_0 = cpu_times()
             server_0, client_0 = process_tree_cpu(server.process.pid), time.process_time()
-            load = run_load(server.port, bodies, concurrency=concurrency,
-                            time_limit=float(sizes["http_time_limit"]))
+            load = run_load(
+                server.port,
+                bodies,
+                concurrency=concurrency,
+                time_limit=float(sizes["http_time_limit"]),
+            )
             busy_1, total_1 = cpu_times()
             server_cpu = process_tree_cpu(server.process.pid) - server_0
             client_cpu = time.process_time() - client_0
@@ -189,15 +228,18 @@ class Run:
                 "rest_ms_per_mint": 1000 * ((busy_1 - busy_0) - server_cpu - client_cpu) / ok,
             }
             out["load"] = load
-            say(self.spec, f"HTTP: {load['throughput_per_s']:.0f} mints/s, p99 "
-                f"{load['p99_ms']:.1f} ms, errors {load['errors']} of {load['requests']}")
+            say(
+                self.spec,
+                f"HTTP: {load['throughput_per_s']:.0f} mints/s, p99 "
+                f"{load['p99_ms']:.1f} ms, errors {load['errors']} of {load['requests']}",
+            )
             self.result["idp"]["steady_before_rotation"] = self.idp.fetches()
 
             # Key rotation: the provider publishes a new key; every following token names it.
             # The refresh cooldown (5 s here) must have passed since the last fetch, as it has
             # for a real rotation.
-            wait = float(tp_settings.JWKS_REFRESH_COOLDOWN) + 1 - (
-                time.monotonic() - self.last_fetch
+            wait = (
+                float(tp_settings.JWKS_REFRESH_COOLDOWN) + 1 - (time.monotonic() - self.last_fetch)
             )
             if wait > 0:
                 time.sleep(wait)
@@ -208,8 +250,11 @@ class Run:
             self.last_fetch = time.monotonic()
             out["rotation"] = {**_strip(after), "fetches": self.idp.fetches()}
             self.idp.reset_counts()
-            say(self.spec, f"rotation: {out['rotation']['fetches']} fetched for "
-                f"{after['requests']} mints, errors {after['errors']}")
+            say(
+                self.spec,
+                f"rotation: {out['rotation']['fetches']} fetched for "
+                f"{after['requests']} mints, errors {after['errors']}",
+            )
         return out
 
     def history(self) -> None:
@@ -226,8 +271,11 @@ class Run:
             tokens=int(sizes["history_tokens"]),
             events=int(sizes["history_events"]),
         )
-        say(self.spec, f"history seeded in {seeded['seconds']:.0f} s: {seeded['events']:,} events, "
-            f"{seeded['tokens']:,} tokens, {seeded['publishers']:,} publishers")
+        say(
+            self.spec,
+            f"history seeded in {seeded['seconds']:.0f} s: {seeded['events']:,} events, "
+            f"{seeded['tokens']:,} tokens, {seeded['publishers']:,} publishers",
+        )
         self.result["history_seed"] = seeded
         self.save()
         self.result["history"] = self.inprocess("with history")
@@ -249,8 +297,11 @@ class Run:
             tokens=int(sizes["purge_tokens"]),
         )
         out: dict[str, Any] = {"seed": seeded, "rows_before": row_counts()}
-        say(self.spec, f"purgeable rows seeded in {seeded['seconds']:.0f} s: "
-            f"{seeded['replay_records']:,} replay records, {seeded['tokens']:,} tokens")
+        say(
+            self.spec,
+            f"purgeable rows seeded in {seeded['seconds']:.0f} s: "
+            f"{seeded['replay_records']:,} replay records, {seeded['tokens']:,} tokens",
+        )
         self.save()
         rate = float(sizes["purge_rate"])
         limit = float(sizes["purge_time_limit"])
@@ -261,25 +312,43 @@ class Run:
         log = Path(self.spec["log_dir"]) / "gunicorn-purge.log"
         probe_out = Path(self.spec["log_dir"]) / "purge-probe.json"
         probe_out.unlink(missing_ok=True)
-        with Server(workers=int(sizes["http_workers"]), threads=int(sizes["http_threads"]),
-                    log_path=log) as server:
-            run_load(server.port, _bodies(self.idp.sign(50)), concurrency=concurrency,
-                     time_limit=30)
-            out["without_purge"] = _strip(run_paced(
-                server.port, quiet, rate=rate, concurrency=concurrency, stop=lambda: False,
-                time_limit=float(sizes["purge_quiet_seconds"])))
+        with Server(
+            workers=int(sizes["http_workers"]), threads=int(sizes["http_threads"]), log_path=log
+        ) as server:
+            run_load(
+                server.port, _bodies(self.idp.sign(50)), concurrency=concurrency, time_limit=30
+            )
+            out["without_purge"] = _strip(
+                run_paced(
+                    server.port,
+                    quiet,
+                    rate=rate,
+                    concurrency=concurrency,
+                    stop=lambda: False,
+                    time_limit=float(sizes["purge_quiet_seconds"]),
+                )
+            )
             env = {**os.environ, "PYTHONPATH": str(ROOT), "TP_BENCH_APP_NAME": "tp-bench-purge"}
             sampler = WaitSampler(self.spec["database_url"])
             with (Path(self.spec["log_dir"]) / "purge.log").open("wb") as purge_log:
                 started = time.perf_counter()
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "benchmarks.purge_probe", str(probe_out)],
-                    cwd=ROOT, env=env, stdout=purge_log, stderr=purge_log,
+                    cwd=ROOT,
+                    env=env,
+                    stdout=purge_log,
+                    stderr=purge_log,
                 )
                 sampler.start()
                 try:
-                    load = run_paced(server.port, during, rate=rate, concurrency=concurrency,
-                                     stop=lambda: proc.poll() is not None, time_limit=limit)
+                    load = run_paced(
+                        server.port,
+                        during,
+                        rate=rate,
+                        concurrency=concurrency,
+                        stop=lambda: proc.poll() is not None,
+                        time_limit=limit,
+                    )
                 finally:
                     sampler.stop()
                     if proc.poll() is None:
@@ -289,14 +358,20 @@ class Run:
             out["purge_wall_seconds"] = time.perf_counter() - started
             out["during_purge"] = _strip(load)
             out["server_waits_during_purge"] = sampler.summary()
-        out["probe"] = json.loads(probe_out.read_text()) if probe_out.exists() else {
-            "error": f"the purge process exited {proc.returncode} without a report"}
+        out["probe"] = (
+            json.loads(probe_out.read_text())
+            if probe_out.exists()
+            else {"error": f"the purge process exited {proc.returncode} without a report"}
+        )
         out["during_purge"].update(_inside_transactions(load, out["probe"].pop("spans", [])))
         out["during_purge"]["timeline"] = _timeline(load["samples"])
         out["rows_after"] = row_counts()
-        say(self.spec, f"purge: {out['purge_wall_seconds']:.0f} s, mint p99 during it "
+        say(
+            self.spec,
+            f"purge: {out['purge_wall_seconds']:.0f} s, mint p99 during it "
             f"{load['p99_ms']:.0f} ms ({load['requests']} mints, {load['errors']} errors); "
-            f"largest transaction {out['probe'].get('max_rows_per_transaction', '?')} rows")
+            f"largest transaction {out['probe'].get('max_rows_per_transaction', '?')} rows",
+        )
         return out
 
 
@@ -330,19 +405,29 @@ class WaitSampler:
             "FROM pg_stat_activity a WHERE a.datname = current_database() "
             "AND a.application_name = 'tp-bench-server' AND a.state = 'active'"
         )
+        lsn = "SELECT pg_current_wal_lsn()"
         try:
             with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                first = conn.execute(lsn).fetchone()[0]
                 while not self._halt.wait(0.1):
                     self.samples += 1
                     for _state, wait, by_purge in conn.execute(sql).fetchall():
                         key = wait + (" (held by the purge)" if by_purge else "")
                         self.counts[key] = self.counts.get(key, 0) + 1
+                # WAL of the whole server meanwhile (the purge, the mints, anything else).
+                self.wal_bytes = conn.execute(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [str(first)]
+                ).fetchone()[0]
         except Exception as exc:  # information only: never fail the run for it
             self.counts[f"sampler error: {type(exc).__name__}"] = 1
 
     def summary(self) -> dict[str, Any]:
         top = sorted(self.counts.items(), key=lambda kv: -kv[1])[:8]
-        return {"samples": self.samples, "active_server_sessions_by_wait": dict(top)}
+        return {
+            "samples": self.samples,
+            "active_server_sessions_by_wait": dict(top),
+            "wal_bytes": int(getattr(self, "wal_bytes", 0) or 0),
+        }
 
 
 def _inside_transactions(load: dict[str, Any], spans: list[list[float]]) -> dict[str, Any]:
@@ -361,10 +446,16 @@ def _inside_transactions(load: dict[str, Any], spans: list[list[float]]) -> dict
         k = bisect.bisect_right(starts, t) - 1
         (inside if k >= 0 and t <= spans[k][1] else outside).append(latency)
     return {
-        "due_inside_purge_transaction": {"n": len(inside), "p50_ms": percentile(inside, 50),
-                                         "p99_ms": percentile(inside, 99)},
-        "due_between_purge_transactions": {"n": len(outside), "p50_ms": percentile(outside, 50),
-                                           "p99_ms": percentile(outside, 99)},
+        "due_inside_purge_transaction": {
+            "n": len(inside),
+            "p50_ms": percentile(inside, 50),
+            "p99_ms": percentile(inside, 99),
+        },
+        "due_between_purge_transactions": {
+            "n": len(outside),
+            "p50_ms": percentile(outside, 50),
+            "p99_ms": percentile(outside, 99),
+        },
     }
 
 
@@ -375,8 +466,10 @@ def _timeline(samples: list[tuple[float, float, str]]) -> list[list[float]]:
     seconds: dict[int, list[float]] = defaultdict(list)
     for due, latency, _ in samples:
         seconds[int(due)].append(latency)
-    return [[s, len(v), round(percentile(v, 50), 1), round(max(v), 1)]
-            for s, v in sorted(seconds.items())]
+    return [
+        [s, len(v), round(percentile(v, 50), 1), round(max(v), 1)]
+        for s, v in sorted(seconds.items())
+    ]
 
 
 class _Null:

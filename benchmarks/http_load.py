@@ -238,9 +238,14 @@ def run_paced(
     for thread in threads:
         thread.join(timeout=90)
     elapsed = time.perf_counter() - started
-    return {**summarise_samples(samples), "seconds": elapsed, "samples": samples,
-            "started_epoch": started_epoch, "ran_out_of_tokens": position >= len(bodies),
-            "rate": rate}
+    return {
+        **summarise_samples(samples),
+        "seconds": elapsed,
+        "samples": samples,
+        "started_epoch": started_epoch,
+        "ran_out_of_tokens": position >= len(bodies),
+        "rate": rate,
+    }
 
 
 def summarise_samples(samples: list[tuple[float, float, str]]) -> dict[str, Any]:

@@ -70,13 +70,14 @@ class CountingIdP:
         """``count`` identity tokens of the benchmark job, each with its own ``jti``, valid for
         20 minutes (pre-signed batches may wait a while before they are sent)."""
         issuer = self.issuer
-        extra: dict[str, Any] = {} if audience is None else {"aud": audience}
-        tokens = []
-        for _ in range(count):
-            claims = issuer.github_claims(self.repository, self.workflow, **extra)
-            claims["exp"] = claims["iat"] + TOKEN_LIFETIME
-            tokens.append(issuer.sign(claims))
-        return tokens
+        return [
+            issuer.sign(
+                issuer.github_claims(
+                    self.repository, self.workflow, audience=audience, lifetime=TOKEN_LIFETIME
+                )
+            )
+            for _ in range(count)
+        ]
 
     # --- HTTP --------------------------------------------------------------------------------
     def _document(self, endpoint: str) -> dict[str, Any]:

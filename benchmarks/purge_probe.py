@@ -77,8 +77,15 @@ def run(argv: list[str]) -> dict[str, Any]:
                 open_tx["rows"] += rows
                 open_tx["statements"] += 1
             else:
-                transactions.append({"ms": ms, "rows": rows, "statements": 1, "outcome": "auto",
-                                     "span": [time.time() - ms / 1000, time.time()]})
+                transactions.append(
+                    {
+                        "ms": ms,
+                        "rows": rows,
+                        "statements": 1,
+                        "outcome": "auto",
+                        "span": [time.time() - ms / 1000, time.time()],
+                    }
+                )
 
     real_commit, real_rollback = connection.commit, connection.rollback
 

@@ -114,18 +114,36 @@ class Releases:
 
         agent = server.agent
         password = secrets.token_urlsafe(16)
-        agent.manage("trusted_publishing", "add-issuer", "--provider", "github", "--url",
-                     idp.url, "--name", "benchmark issuer")
+        agent.manage(
+            "trusted_publishing",
+            "add-issuer",
+            "--provider",
+            "github",
+            "--url",
+            idp.url,
+            "--name",
+            "benchmark issuer",
+        )
         agent("create_project", name=PROJECT)
-        agent.manage("trusted_publishing", "add-publisher", "--provider", "github", "--issuer",
-                     idp.url, "--repository", idp.repository, "--workflow", idp.workflow,
-                     "--project", PROJECT)
+        agent.manage(
+            "trusted_publishing",
+            "add-publisher",
+            "--provider",
+            "github",
+            "--issuer",
+            idp.url,
+            "--repository",
+            idp.repository,
+            "--workflow",
+            idp.workflow,
+            "--project",
+            PROJECT,
+        )
         agent("create_user", username=USERNAME, password=password, staff=True)
         base = {**clean_env(workdir / "home"), "SSL_CERT_FILE": str(server.tls.ca)}
         envs = {
             "tp": {**base, **github_actions_env(idp.token_url, idp.request_token)},
-            "password": {**base, "UV_PUBLISH_USERNAME": USERNAME,
-                         "UV_PUBLISH_PASSWORD": password},
+            "password": {**base, "UV_PUBLISH_USERNAME": USERNAME, "UV_PUBLISH_PASSWORD": password},
         }
         modes = {"tp": "always", "password": "never"}
         counter = iter(range(1, 10_000))
@@ -136,20 +154,37 @@ class Releases:
             self._read_access()
             started = time.perf_counter()
             proc = subprocess.run(
-                [self.uv, "publish", "--trusted-publishing", modes[kind], "--publish-url",
-                 server.upload_url, *[str(f.path) for f in files]],
-                env=envs[kind], capture_output=True, text=True, timeout=120,
-                stdin=subprocess.DEVNULL, check=False,
+                [
+                    self.uv,
+                    "publish",
+                    "--trusted-publishing",
+                    modes[kind],
+                    "--publish-url",
+                    server.upload_url,
+                    *[str(f.path) for f in files],
+                ],
+                env=envs[kind],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                stdin=subprocess.DEVNULL,
+                check=False,
             )
             wall = (time.perf_counter() - started) * 1000
             if proc.returncode != 0:
-                output = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines()
-                                   if "::add-mask::" not in line)
-                raise RuntimeError(f"uv publish ({kind}) exited {proc.returncode}: "
-                                   f"{output[-800:]}")
+                output = "\n".join(
+                    line
+                    for line in (proc.stdout + proc.stderr).splitlines()
+                    if "::add-mask::" not in line
+                )
+                raise RuntimeError(f"uv publish ({kind}) exited {proc.returncode}: {output[-800:]}")
             time.sleep(0.2)  # the access log line of the last request is written after it
-            return {"kind": kind, "version": version, "wall_ms": wall,
-                    "requests": self._read_access()}
+            return {
+                "kind": kind,
+                "version": version,
+                "wall_ms": wall,
+                "requests": self._read_access(),
+            }
 
         # Warm-up: the first Trusted Publishing release fetches the issuer's keys.
         release("tp")
@@ -170,8 +205,9 @@ class Releases:
             before = agent("execute", code=_COUNT_ROWS)
             release(kind)
             after = agent("execute", code=_COUNT_ROWS)
-            rows[kind] = {t: after[t] - before.get(t, 0) for t in after
-                          if after[t] != before.get(t, 0)}
+            rows[kind] = {
+                t: after[t] - before.get(t, 0) for t in after if after[t] != before.get(t, 0)
+            }
         self.result["rows_per_release"] = rows
         files = agent("files", project=PROJECT)
         self.result["files_on_index"] = len(files)
@@ -186,8 +222,9 @@ class Releases:
                 "walls_ms": walls,
                 "server_ms_median": _server_medians([r for r in timed if r["kind"] == kind]),
             }
-        self.result["delta_ms"] = self.result["tp"]["median_ms"] - self.result["password"][
-            "median_ms"]
+        self.result["delta_ms"] = (
+            self.result["tp"]["median_ms"] - self.result["password"]["median_ms"]
+        )
         self.save()
 
     def _read_access(self) -> list[tuple[str, str, int, float]]:
@@ -202,8 +239,9 @@ class Releases:
         for line in text.splitlines():
             match = _ACCESS.match(line.strip())
             if match:
-                out.append((match["method"], match["path"], int(match["status"]),
-                            int(match["us"]) / 1000))
+                out.append(
+                    (match["method"], match["path"], int(match["status"]), int(match["us"]) / 1000)
+                )
         return out
 
 

@@ -82,8 +82,16 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
     vendor = b.get("vendor", "?")
     for name, part in (("benchmark process", b), ("release process", r)):
         if part.get("error"):
-            rows.append(Row("-", f"{name} completed", value=part["error"][:70], target="no error",
-                            passed=False, kind=CORRECTNESS))
+            rows.append(
+                Row(
+                    "-",
+                    f"{name} completed",
+                    value=part["error"][:70],
+                    target="no error",
+                    passed=False,
+                    kind=CORRECTNESS,
+                )
+            )
 
     near, hist = b.get("near_empty"), b.get("history")
 
@@ -92,22 +100,51 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
         up, pw = near["upload"], near["password"]
         ratio = up["median_ms"] / pw["median_ms"]
         rows += [
-            Row("1", f"upload: authenticate + authorise a minted token ({vendor})",
-                up["median_ms"], up["p99_ms"], f"n={_n(up['n'])}"),
-            Row("1", "  first file of a token", near["upload_first"]["median_ms"],
-                near["upload_first"]["p99_ms"]),
-            Row("1", f"password check, Django default hasher ({pw.get('hasher')}, "
-                f"{_n(pw.get('iterations') or 0)} it.)", pw["median_ms"], pw["p99_ms"],
-                f"n={pw['n']}"),
-            Row("1", "upload / password check", value=f"1/{1 / ratio:.0f} ({ratio:.4f})",
-                target="<= 1/50", passed=ratio <= UPLOAD_VS_PASSWORD_MAX, kind=TIMING),
+            Row(
+                "1",
+                f"upload: authenticate + authorise a minted token ({vendor})",
+                up["median_ms"],
+                up["p99_ms"],
+                f"n={_n(up['n'])}",
+            ),
+            Row(
+                "1",
+                "  first file of a token",
+                near["upload_first"]["median_ms"],
+                near["upload_first"]["p99_ms"],
+            ),
+            Row(
+                "1",
+                f"password check, Django default hasher ({pw.get('hasher')}, "
+                f"{_n(pw.get('iterations') or 0)} it.)",
+                pw["median_ms"],
+                pw["p99_ms"],
+                f"n={pw['n']}",
+            ),
+            Row(
+                "1",
+                "upload / password check",
+                value=f"1/{1 / ratio:.0f} ({ratio:.4f})",
+                target="<= 1/50",
+                passed=ratio <= UPLOAD_VS_PASSWORD_MAX,
+                kind=TIMING,
+            ),
         ]
         errors = near["errors"] + (hist["errors"] if hist else 0)
-        rows.append(Row("1", "in-process mint and upload errors", value=str(errors),
-                        target="0", passed=errors == 0, kind=CORRECTNESS))
+        rows.append(
+            Row(
+                "1",
+                "in-process mint and upload errors",
+                value=str(errors),
+                target="0",
+                passed=errors == 0,
+                kind=CORRECTNESS,
+            )
+        )
     elif not b.get("error"):
-        rows.append(_not_measured("1", "upload vs password check", "no in-process phase",
-                                  "<= 1/50"))
+        rows.append(
+            _not_measured("1", "upload vs password check", "no in-process phase", "<= 1/50")
+        )
 
     # 2. a whole release
     if r.get("tp") and r.get("password"):
@@ -115,84 +152,186 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
         server_tp = tp.get("server_ms_median", {})
         oidc = sum(v for k, v in server_tp.items() if k.startswith("/_/oidc/"))
         rows += [
-            Row("2", "release, uv publish wheel + sdist: Trusted Publishing", tp["median_ms"],
-                value=f"n={tp['n']}, max {tp['max_ms']:.0f} ms"),
-            Row("2", "release, uv publish wheel + sdist: password", pw["median_ms"],
-                value=f"n={pw['n']}, max {pw['max_ms']:.0f} ms"),
-            Row("2", "exchange adds to a release (TP - password)", value=f"{r['delta_ms']:+.0f} ms",
+            Row(
+                "2",
+                "release, uv publish wheel + sdist: Trusted Publishing",
+                tp["median_ms"],
+                value=f"n={tp['n']}, max {tp['max_ms']:.0f} ms",
+            ),
+            Row(
+                "2",
+                "release, uv publish wheel + sdist: password",
+                pw["median_ms"],
+                value=f"n={pw['n']}, max {pw['max_ms']:.0f} ms",
+            ),
+            Row(
+                "2",
+                "exchange adds to a release (TP - password)",
+                value=f"{r['delta_ms']:+.0f} ms",
                 target=f"<= {RELEASE_DELTA_MS_MAX:g} ms",
-                passed=r["delta_ms"] <= RELEASE_DELTA_MS_MAX, kind=TIMING),
+                passed=r["delta_ms"] <= RELEASE_DELTA_MS_MAX,
+                kind=TIMING,
+            ),
         ]
         if near:
             # What the exchange would add if the password path's hashing were free: the delta
             # plus the two password checks (figure 1) the password release pays.
             free = r["delta_ms"] + 2 * near["password"]["median_ms"]
-            rows.append(Row("2", "  the same, against a free password check (+ 2 checks)",
-                            value=f"{free:+.0f} ms"))
+            rows.append(
+                Row(
+                    "2",
+                    "  the same, against a free password check (+ 2 checks)",
+                    value=f"{free:+.0f} ms",
+                )
+            )
         rows += [
-            Row("2", "  server time: /_/oidc/* requests of a TP release", oidc,
-                value=" + ".join(f"{k.rsplit('/', 1)[-1]} {v:.1f}" for k, v in server_tp.items()
-                                 if k.startswith("/_/oidc/"))),
-            Row("2", "  server time: the two uploads, TP / password",
+            Row(
+                "2",
+                "  server time: /_/oidc/* requests of a TP release",
+                oidc,
+                value=" + ".join(
+                    f"{k.rsplit('/', 1)[-1]} {v:.1f}"
+                    for k, v in server_tp.items()
+                    if k.startswith("/_/oidc/")
+                ),
+            ),
+            Row(
+                "2",
+                "  server time: the two uploads, TP / password",
                 value=f"{server_tp.get('upload', float('nan')):.1f} / "
-                f"{pw.get('server_ms_median', {}).get('upload', float('nan')):.1f} ms"),
+                f"{pw.get('server_ms_median', {}).get('upload', float('nan')):.1f} ms",
+            ),
         ]
         files_ok = r.get("files_on_index") == r.get("files_expected")
-        rows.append(Row("2", "release errors (uv exit status, files on the index)",
-                        value=f"0; {r.get('files_on_index')} of {r.get('files_expected')} files",
-                        target="0", passed=files_ok, kind=CORRECTNESS))
+        rows.append(
+            Row(
+                "2",
+                "release errors (uv exit status, files on the index)",
+                value=f"0; {r.get('files_on_index')} of {r.get('files_expected')} files",
+                target="0",
+                passed=files_ok,
+                kind=CORRECTNESS,
+            )
+        )
     elif not r.get("error"):
-        rows.append(_not_measured("2", "release with uv publish", "release phase skipped",
-                                  f"<= {RELEASE_DELTA_MS_MAX:g} ms"))
+        rows.append(
+            _not_measured(
+                "2",
+                "release with uv publish",
+                "release phase skipped",
+                f"<= {RELEASE_DELTA_MS_MAX:g} ms",
+            )
+        )
 
     # 3. mint over HTTP
     http = b.get("http")
     if http:
         load = http["load"]
-        label = (f"mint over HTTP ({vendor}, {http['workers']} workers x "
-                 f"{http['threads_per_worker']} threads, {http['concurrency']} clients)")
+        label = (
+            f"mint over HTTP ({vendor}, {http['workers']} workers x "
+            f"{http['threads_per_worker']} threads, {http['concurrency']} clients)"
+        )
         ok = load["throughput_per_s"] >= HTTP_THROUGHPUT_MIN and load["p99_ms"] <= HTTP_P99_MS_MAX
         if vendor != "postgresql":
-            rows.append(Row("3", label, load["p50_ms"], load["p99_ms"],
-                            f"{load['throughput_per_s']:.0f}/s",
-                            "needs PostgreSQL", passed=False, kind=TIMING))
+            rows.append(
+                Row(
+                    "3",
+                    label,
+                    load["p50_ms"],
+                    load["p99_ms"],
+                    f"{load['throughput_per_s']:.0f}/s",
+                    "needs PostgreSQL",
+                    passed=False,
+                    kind=TIMING,
+                )
+            )
         else:
-            rows.append(Row("3", label, load["p50_ms"], load["p99_ms"],
-                            f"{load['throughput_per_s']:.0f}/s",
-                            f">= {HTTP_THROUGHPUT_MIN:g}/s, p99 <= {HTTP_P99_MS_MAX:g} ms",
-                            passed=ok, kind=TIMING))
+            rows.append(
+                Row(
+                    "3",
+                    label,
+                    load["p50_ms"],
+                    load["p99_ms"],
+                    f"{load['throughput_per_s']:.0f}/s",
+                    f">= {HTTP_THROUGHPUT_MIN:g}/s, p99 <= {HTTP_P99_MS_MAX:g} ms",
+                    passed=ok,
+                    kind=TIMING,
+                )
+            )
         cpu = load.get("cpu", {})
-        rows.append(Row("3", "  CPU per mint: gunicorn / load generator / rest",
-                        value=f"{cpu.get('server_ms_per_mint', 0):.2f} / "
-                        f"{cpu.get('client_ms_per_mint', 0):.2f} / "
-                        f"{cpu.get('rest_ms_per_mint', 0):.2f} ms; machine "
-                        f"{cpu.get('machine_busy_pct', 0):.0f}% busy"))
+        rows.append(
+            Row(
+                "3",
+                "  CPU per mint: gunicorn / load generator / rest",
+                value=f"{cpu.get('server_ms_per_mint', 0):.2f} / "
+                f"{cpu.get('client_ms_per_mint', 0):.2f} / "
+                f"{cpu.get('rest_ms_per_mint', 0):.2f} ms; machine "
+                f"{cpu.get('machine_busy_pct', 0):.0f}% busy",
+            )
+        )
         errors = load["errors"] + http["warmup"]["errors"] + http["rotation"]["errors"]
         total = load["requests"] + http["warmup"]["requests"] + http["rotation"]["requests"]
-        rows.append(Row("3", "mint over HTTP errors", value=f"{errors} of {_n(total)}",
-                        target="0", passed=errors == 0 and load["ok"] > 0, kind=CORRECTNESS))
+        rows.append(
+            Row(
+                "3",
+                "mint over HTTP errors",
+                value=f"{errors} of {_n(total)}",
+                target="0",
+                passed=errors == 0 and load["ok"] > 0,
+                kind=CORRECTNESS,
+            )
+        )
     elif not b.get("error"):
-        rows.append(_not_measured("3", "mint over HTTP", "HTTP phase skipped",
-                                  f">= {HTTP_THROUGHPUT_MIN:g}/s"))
+        rows.append(
+            _not_measured(
+                "3", "mint over HTTP", "HTTP phase skipped", f">= {HTTP_THROUGHPUT_MIN:g}/s"
+            )
+        )
 
     # 4. cost independent of history
     if near and hist:
         seed = b.get("history_seed", {})
-        label = (f"{_n(seed.get('events', 0))} events, {_n(seed.get('tokens', 0))} tokens, "
-                 f"{_n(seed.get('publishers', 0))} publishers")
+        label = (
+            f"{_n(seed.get('events', 0))} events, {_n(seed.get('tokens', 0))} tokens, "
+            f"{_n(seed.get('publishers', 0))} publishers"
+        )
         for key, what in (("mint", "mint"), ("upload", "upload")):
             ratio = hist[key]["median_ms"] / near[key]["median_ms"]
-            rows.append(Row("4", f"{what} in-process, near-empty database",
-                            near[key]["median_ms"], near[key]["p99_ms"]))
-            rows.append(Row("4", f"{what} in-process, with history ({label})",
-                            hist[key]["median_ms"], hist[key]["p99_ms"], f"{ratio:.2f}x",
-                            f"<= {HISTORY_RATIO_MAX:g}x", ratio <= HISTORY_RATIO_MAX, TIMING))
+            rows.append(
+                Row(
+                    "4",
+                    f"{what} in-process, near-empty database",
+                    near[key]["median_ms"],
+                    near[key]["p99_ms"],
+                )
+            )
+            rows.append(
+                Row(
+                    "4",
+                    f"{what} in-process, with history ({label})",
+                    hist[key]["median_ms"],
+                    hist[key]["p99_ms"],
+                    f"{ratio:.2f}x",
+                    f"<= {HISTORY_RATIO_MAX:g}x",
+                    ratio <= HISTORY_RATIO_MAX,
+                    TIMING,
+                )
+            )
         sn, sh = near["statements"], hist["statements"]
-        rows.append(Row("4", "statements per mint, near-empty / with history",
-                        value=f"{_statements(sn['mint'])} / {_statements(sh['mint'])}"))
-        rows.append(Row("4", "statements per upload, first / second file",
-                        value=f"{_statements(sn['upload_first'])} / "
-                        f"{_statements(sn['upload_second'])}"))
+        rows.append(
+            Row(
+                "4",
+                "statements per mint, near-empty / with history",
+                value=f"{_statements(sn['mint'])} / {_statements(sh['mint'])}",
+            )
+        )
+        rows.append(
+            Row(
+                "4",
+                "statements per upload, first / second file",
+                value=f"{_statements(sn['upload_first'])} / {_statements(sn['upload_second'])}",
+            )
+        )
     elif near and not b.get("error"):
         rows.append(_not_measured("4", "history", "history phase skipped", "<= 1.2x"))
 
@@ -200,49 +339,97 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
     if near:
         rpr = near["rows_per_release"]
         rows.append(Row("5", "rows per mint", value=_rows_by_table(rpr["mint"])))
-        rows.append(Row("5", "rows per upload (first / second file)",
-                        value=f"{_rows_by_table(rpr['upload_first'])} / "
-                        f"{_rows_by_table(rpr['upload_second'])}"))
+        rows.append(
+            Row(
+                "5",
+                "rows per upload (first / second file)",
+                value=f"{_rows_by_table(rpr['upload_first'])} / "
+                f"{_rows_by_table(rpr['upload_second'])}",
+            )
+        )
     if r.get("rows_per_release"):
-        rows.append(Row("5", "rows per uv release on the example index (TP incl. burn)",
-                        value=_rows_by_table(r["rows_per_release"]["tp"])))
-        rows.append(Row("5", "  the same release with a password",
-                        value=_rows_by_table(r["rows_per_release"]["password"])))
+        rows.append(
+            Row(
+                "5",
+                "rows per uv release on the example index (TP incl. burn)",
+                value=_rows_by_table(r["rows_per_release"]["tp"]),
+            )
+        )
+        rows.append(
+            Row(
+                "5",
+                "  the same release with a password",
+                value=_rows_by_table(r["rows_per_release"]["password"]),
+            )
+        )
     purge = b.get("purge")
     if purge:
         rows += _purge_rows(purge)
     elif near and not b.get("error"):
         why = "needs PostgreSQL" if vendor != "postgresql" else "purge phase skipped"
-        rows.append(_not_measured("5", "purge of expired rows while minting", why,
-                                  f"p99 <= {PURGE_P99_MS_MAX:g} ms"))
+        rows.append(
+            _not_measured(
+                "5", "purge of expired rows while minting", why, f"p99 <= {PURGE_P99_MS_MAX:g} ms"
+            )
+        )
 
     # 6. identity-provider calls
     idp = b.get("idp")
     if idp:
         steady = sum((idp.get("steady_before_rotation") or {}).values()) + sum(
-            (idp.get("steady_after_rotation") or {}).values())
+            (idp.get("steady_after_rotation") or {}).values()
+        )
         steady += sum((r.get("idp_during_timed_releases") or {}).values())
         cold = idp["cold"]
-        rows.append(Row("6", "identity-provider requests in steady state",
-                        value=f"{steady} (cold start: {cold['discovery']} discovery + "
-                        f"{cold['jwks']} JWKS)", target="0", passed=steady == 0,
-                        kind=CORRECTNESS))
+        rows.append(
+            Row(
+                "6",
+                "identity-provider requests in steady state",
+                value=f"{steady} (cold start: {cold['discovery']} discovery + {cold['jwks']} JWKS)"
+                + (
+                    "; the cache was emptied by another process"
+                    if b.get("cache_emptied_during_run")
+                    else ""
+                ),
+                target="0",
+                passed=steady == 0,
+                kind=CORRECTNESS,
+            )
+        )
         if http:
             rot = http["rotation"]
             f = rot["fetches"]
-            rows.append(Row("6", f"key rotation: requests during the next {_n(rot['requests'])}"
-                            " mints", value=f"{f['discovery']} discovery + {f['jwks']} JWKS, "
-                            f"{rot['errors']} errors", target="1 + 1, 0 errors",
-                            passed=f == {"discovery": 1, "jwks": 1} and rot["errors"] == 0,
-                            kind=CORRECTNESS))
+            rows.append(
+                Row(
+                    "6",
+                    f"key rotation: requests during the next {_n(rot['requests'])} mints",
+                    value=f"{f['discovery']} discovery + {f['jwks']} JWKS, {rot['errors']} errors",
+                    target="1 + 1, 0 errors",
+                    passed=f == {"discovery": 1, "jwks": 1} and rot["errors"] == 0,
+                    kind=CORRECTNESS,
+                )
+            )
 
     # 7. information: the mint vs a bare signature check
     if near:
         decode, mint = near["decode"], near["mint"]
-        rows.append(Row("7", "bare jwt.decode RS256, key already parsed", decode["median_ms"],
-                        decode["p99_ms"]))
-        rows.append(Row("7", f"mint in-process, exchange() ({vendor})", mint["median_ms"],
-                        mint["p99_ms"], f"{mint['median_ms'] / decode['median_ms']:.1f}x decode"))
+        rows.append(
+            Row(
+                "7",
+                "bare jwt.decode RS256, key already parsed",
+                decode["median_ms"],
+                decode["p99_ms"],
+            )
+        )
+        rows.append(
+            Row(
+                "7",
+                f"mint in-process, exchange() ({vendor})",
+                mint["median_ms"],
+                mint["p99_ms"],
+                f"{mint['median_ms'] / decode['median_ms']:.1f}x decode",
+            )
+        )
     return rows
 
 
@@ -255,39 +442,93 @@ def _purge_rows(purge: dict[str, Any]) -> list[Row]:
     n_deleted = sum(v for v in deleted.values() if isinstance(v, int))
     rows = []
     if probe.get("error"):
-        rows.append(Row("5", "purge command completed", value=probe["error"][:70],
-                        target="no error", passed=False, kind=CORRECTNESS))
+        rows.append(
+            Row(
+                "5",
+                "purge command completed",
+                value=probe["error"][:70],
+                target="no error",
+                passed=False,
+                kind=CORRECTNESS,
+            )
+        )
     largest = probe.get("max_rows_per_transaction", 0)
     longest_s = probe.get("longest_transaction_ms", 0) / 1000
-    rows.append(Row("5", f"purge of {_n(seed['replay_records'] + seed['tokens'])} expired rows: "
-                    "duration, transactions", probe.get("seconds", float("nan")) * 1000,
-                    value=f"{_n(n_deleted)} deleted; {_n(probe.get('transactions', 0))} tx, "
-                    f"largest {_n(largest)} rows / {longest_s:.1f} s",
-                    target=f"<= {_n(PURGE_ROWS_PER_TRANSACTION_MAX)} rows per tx",
-                    passed=largest <= PURGE_ROWS_PER_TRANSACTION_MAX, kind=TIMING))
-    rows.append(Row("5", f"mint over HTTP during the purge ({during['rate']:.0f}/s paced)",
-                    during["p50_ms"], during["p99_ms"],
-                    f"max {during['max_ms']:.0f} ms, n={_n(during['requests'])}",
-                    f"p99 <= {PURGE_P99_MS_MAX:g} ms",
-                    during["p99_ms"] <= PURGE_P99_MS_MAX and during["requests"] > 0, TIMING))
+    rows.append(
+        Row(
+            "5",
+            f"purge of {_n(seed['replay_records'] + seed['tokens'])} expired rows "
+            "(trusted_publishing purge)",
+            value=f"{_n(n_deleted)} deleted in {probe.get('seconds', 0):.0f} s; "
+            f"{_n(probe.get('transactions', 0))} tx, largest {_n(largest)} rows / "
+            f"{longest_s:.1f} s",
+            target=f"<= {_n(PURGE_ROWS_PER_TRANSACTION_MAX)} rows per tx",
+            passed=largest <= PURGE_ROWS_PER_TRANSACTION_MAX,
+            kind=TIMING,
+        )
+    )
+    rows.append(
+        Row(
+            "5",
+            f"mint over HTTP during the purge ({during['rate']:.0f}/s paced)",
+            during["p50_ms"],
+            during["p99_ms"],
+            f"max {during['max_ms']:.0f} ms, n={_n(during['requests'])}",
+            f"p99 <= {PURGE_P99_MS_MAX:g} ms",
+            during["p99_ms"] <= PURGE_P99_MS_MAX and during["requests"] > 0,
+            TIMING,
+        )
+    )
     inside = during.get("due_inside_purge_transaction")
     between = during.get("due_between_purge_transactions")
     if inside and between:
-        rows.append(Row("5", "  p99 of mints due inside / between purge transactions",
-                        value=f"{inside['p99_ms']:.0f} ms (n={_n(inside['n'])}) / "
-                        f"{between['p99_ms']:.0f} ms (n={_n(between['n'])})"))
+        rows.append(
+            Row(
+                "5",
+                "  p99 of mints due inside / between purge transactions",
+                value=f"{inside['p99_ms']:.0f} ms (n={_n(inside['n'])}) / "
+                f"{between['p99_ms']:.0f} ms (n={_n(between['n'])})",
+            )
+        )
     waits = purge.get("server_waits_during_purge", {}).get("active_server_sessions_by_wait")
     if waits:
         total = sum(waits.values())
-        rows.append(Row("5", "  server's database sessions, sampled: busy on",
-                        value=", ".join(f"{k} {100 * v / total:.0f}%"
-                                        for k, v in list(waits.items())[:3])))
-    rows.append(Row("5", "  the same load without the purge", quiet["p50_ms"], quiet["p99_ms"],
-                    f"max {quiet['max_ms']:.0f} ms, n={_n(quiet['requests'])}"))
+        rows.append(
+            Row(
+                "5",
+                "  server's database sessions, sampled: busy on",
+                value=", ".join(f"{k} {100 * v / total:.0f}%" for k, v in list(waits.items())[:3]),
+            )
+        )
+    wal = purge.get("server_waits_during_purge", {}).get("wal_bytes")
+    if wal:
+        rows.append(
+            Row(
+                "5",
+                "  WAL written meanwhile (whole PostgreSQL server)",
+                value=f"{wal / 2**20:,.0f} MiB",
+            )
+        )
+    rows.append(
+        Row(
+            "5",
+            "  the same load without the purge",
+            quiet["p50_ms"],
+            quiet["p99_ms"],
+            f"max {quiet['max_ms']:.0f} ms, n={_n(quiet['requests'])}",
+        )
+    )
     errors = during["errors"] + quiet["errors"]
-    rows.append(Row("5", "mint errors during the purge", value=f"{errors} of "
-                    f"{_n(during['requests'] + quiet['requests'])}", target="0",
-                    passed=errors == 0, kind=CORRECTNESS))
+    rows.append(
+        Row(
+            "5",
+            "mint errors during the purge",
+            value=f"{errors} of {_n(during['requests'] + quiet['requests'])}",
+            target="0",
+            passed=errors == 0,
+            kind=CORRECTNESS,
+        )
+    )
     return rows
 
 

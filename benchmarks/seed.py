@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from django.core.management.color import no_style
-from django.db import connection, models
+from django.db import DatabaseError, connection, models
 
 from trusted_publishing.models import (
     AuditEvent,
@@ -109,18 +109,20 @@ def _fill(sql: SQL, model: type[models.Model], known: dict[str, str], count: int
             expr = known[field.attname]
         elif field.null:
             expr = "NULL"
-        elif field.has_default():
-            default = field.get_default()
-            expr = sql.ago("0") if callable(field.default) and "now" in repr(field.default) else (
-                sql.literal(field, default)
-            )
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            expr = sql.ago("0")
+        elif callable(field.default) and "now" in repr(field.default):
+            expr = sql.ago("0")
+        elif field.has_default() or field.empty_strings_allowed:
+            expr = sql.literal(field, field.get_default())  # an explicit default, or ""
         else:
             raise RuntimeError(f"seed.py does not know {model.__name__}.{field.attname}")
         columns.append(field.column)
         exprs.append(expr)
     with connection.cursor() as cursor:
-        cursor.execute(sql.insert(connection.ops.quote_name(model._meta.db_table), columns, exprs,
-                                  count))
+        cursor.execute(
+            sql.insert(connection.ops.quote_name(model._meta.db_table), columns, exprs, count)
+        )
 
 
 def _next_id(model: type[models.Model]) -> int:
@@ -135,6 +137,15 @@ def _finish(models_with_ids: list[type[models.Model]]) -> None:
         # them on a maintained server. VACUUM cannot run inside a transaction (a test's).
         vacuum = connection.vendor == "postgresql" and not connection.in_atomic_block
         cursor.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
+    if vacuum:
+        # Write the bulk load's dirty pages out now, so the figures that follow do not share the
+        # disk with the checkpoint it would otherwise trigger (needs a superuser or the
+        # pg_checkpoint role; without either, the server checkpoints on its own schedule).
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("CHECKPOINT")
+        except DatabaseError:
+            pass
 
 
 def seed_history(
@@ -147,43 +158,68 @@ def seed_history(
     spread = 30 * MINUTES_PER_DAY
     subject = "'seed-org-' || " + sql.text("i / 50") + " || '/seed-repo-' || " + sql.text("i")
     url = _quote(issuer_url)
-    _fill(sql, Publisher, {
-        "id": f"{pub0} + i",
-        "provider": "'github'",
-        "issuer_id": str(issuer_pk),
-        "subject": subject,
-        "identity_key": f"'github|{issuer_pk}|' || {subject} || '|release.yml|'",
-        "enabled": "TRUE",
-        "pending_expires_at": "NULL",
-        "created_at": sql.ago(f"i % {spread}"),
-        "created_by_id": "NULL",
-        "last_used_at": sql.ago(f"(i * 7) % {spread}"),
-    }, publishers)
-    _fill(sql, GitHubPublisher, {
-        "publisher_ptr_id": f"{pub0} + i",
-        "repository_owner": "'seed-org-' || " + sql.text("i / 50"),
-        "repository_name": "'seed-repo-' || " + sql.text("i"),
-        "workflow_filename": "'release.yml'",
-        "environment": "''",
-        "repository_owner_id": sql.text("10000 + i / 50"),
-        "repository_id": sql.text("1000000 + i"),
-    }, publishers)
-    _fill(sql, PublisherProject, {
-        "id": f"{proj0} + i",
-        "publisher_id": f"{pub0} + i",
-        "name": "'seed-project-' || " + sql.text("i"),
-        "created_at": sql.ago(f"i % {spread}"),
-    }, publishers)
+    _fill(
+        sql,
+        Publisher,
+        {
+            "id": f"{pub0} + i",
+            "provider": "'github'",
+            "issuer_id": str(issuer_pk),
+            "subject": subject,
+            "identity_key": f"'github|{issuer_pk}|' || {subject} || '|release.yml|'",
+            "enabled": "TRUE",
+            "pending_expires_at": "NULL",
+            "created_at": sql.ago(f"i % {spread}"),
+            "created_by_id": "NULL",
+            "last_used_at": sql.ago(f"(i * 7) % {spread}"),
+        },
+        publishers,
+    )
+    _fill(
+        sql,
+        GitHubPublisher,
+        {
+            "publisher_ptr_id": f"{pub0} + i",
+            "repository_owner": "'seed-org-' || " + sql.text("i / 50"),
+            "repository_name": "'seed-repo-' || " + sql.text("i"),
+            "workflow_filename": "'release.yml'",
+            "environment": "''",
+            "repository_owner_id": sql.text("10000 + i / 50"),
+            "repository_id": sql.text("1000000 + i"),
+        },
+        publishers,
+    )
+    _fill(
+        sql,
+        PublisherProject,
+        {
+            "id": f"{proj0} + i",
+            "publisher_id": f"{pub0} + i",
+            "name": "'seed-project-' || " + sql.text("i"),
+            "created_at": sql.ago(f"i % {spread}"),
+        },
+        publishers,
+    )
     # Tokens of the last 6 days (issued, used for two files, expired 15 minutes later).
     recent = 6 * MINUTES_PER_DAY
-    _fill(sql, IssuedToken, _token_exprs(sql, tok0, pub0, publishers, url, "h", f"i % {recent}"),
-          tokens)
+    _fill(
+        sql,
+        IssuedToken,
+        _token_exprs(sql, tok0, pub0, publishers, url, "h", f"i % {recent}"),
+        tokens,
+    )
     # Events: a minted token, its two uploads and its burn, spread over the tokens' time.
     kinds = ["token.minted", "upload.authorised", "upload.authorised", "token.burned"]
     kind = "CASE i % 4 " + " ".join(f"WHEN {n} THEN '{k}'" for n, k in enumerate(kinds)) + " END"
     token_of = f"((i - 1) / 4) % {tokens} + 1"
-    _fill(sql, AuditEvent, _event_exprs(sql, ev0, pub0, tok0, publishers, url, kind, token_of,
-                                        f"({token_of}) % {recent}"), events)
+    _fill(
+        sql,
+        AuditEvent,
+        _event_exprs(
+            sql, ev0, pub0, tok0, publishers, url, kind, token_of, f"({token_of}) % {recent}"
+        ),
+        events,
+    )
     _finish([Publisher, PublisherProject, IssuedToken, AuditEvent])
     return {
         "publishers": publishers,
@@ -193,9 +229,7 @@ def seed_history(
     }
 
 
-def seed_purgeable(
-    issuer_url: str, *, replay_records: int, tokens: int
-) -> dict[str, Any]:
+def seed_purgeable(issuer_url: str, *, replay_records: int, tokens: int) -> dict[str, Any]:
     """Rows ``purge`` deletes by default: expired replay records and tokens expired more than
     7 days ago (8-30 days), each token with the ``token.minted`` event pointing at it."""
     started = time.perf_counter()
@@ -204,20 +238,33 @@ def seed_purgeable(
     publishers = Publisher.objects.filter(subject__startswith="seed-org-").count()
     if publishers == 0:
         raise RuntimeError("seed_history first: purgeable tokens belong to seeded publishers")
-    pub0 = Publisher.objects.filter(subject__startswith="seed-org-").aggregate(
-        low=models.Min("pk"))["low"] - 1
+    pub0 = (
+        Publisher.objects.filter(subject__startswith="seed-org-").aggregate(low=models.Min("pk"))[
+            "low"
+        ]
+        - 1
+    )
     tok0, ev0 = _next_id(IssuedToken), _next_id(AuditEvent)
-    _fill(sql, UsedIdentityToken, {
-        "key": sql.digest("r"),
-        "issuer_url": url,
-        # Expired 1 minute to 30 days ago (exp + leeway + margin of each identity token).
-        "expires_at": sql.ago(f"1 + i % {30 * MINUTES_PER_DAY}"),
-        "created_at": sql.ago(f"11 + i % {30 * MINUTES_PER_DAY}"),
-    }, replay_records)
+    _fill(
+        sql,
+        UsedIdentityToken,
+        {
+            "key": sql.digest("r"),
+            "issuer_url": url,
+            # Expired 1 minute to 30 days ago (exp + leeway + margin of each identity token).
+            "expires_at": sql.ago(f"1 + i % {30 * MINUTES_PER_DAY}"),
+            "created_at": sql.ago(f"11 + i % {30 * MINUTES_PER_DAY}"),
+        },
+        replay_records,
+    )
     old = f"{8 * MINUTES_PER_DAY} + i % {22 * MINUTES_PER_DAY}"
     _fill(sql, IssuedToken, _token_exprs(sql, tok0, pub0, publishers, url, "p", old), tokens)
-    _fill(sql, AuditEvent, _event_exprs(sql, ev0, pub0, tok0, publishers, url, "'token.minted'",
-                                        "i", old), tokens)
+    _fill(
+        sql,
+        AuditEvent,
+        _event_exprs(sql, ev0, pub0, tok0, publishers, url, "'token.minted'", "i", old),
+        tokens,
+    )
     _finish([IssuedToken, AuditEvent])
     return {
         "replay_records": replay_records,
@@ -231,8 +278,8 @@ def _token_exprs(
     sql: SQL, tok0: int, pub0: int, publishers: int, url: str, tag: str, minutes_ago: str
 ) -> dict[str, str]:
     pub = f"(i % {publishers}) + 1"
-    subject = "'seed-org-' || " + sql.text(f"({pub}) / 50") + " || '/seed-repo-' || " + sql.text(
-        pub
+    subject = (
+        "'seed-org-' || " + sql.text(f"({pub}) / 50") + " || '/seed-repo-' || " + sql.text(pub)
     )
     return {
         "id": f"{tok0} + i",
@@ -273,8 +320,8 @@ def _event_exprs(
     minutes_ago: str,
 ) -> dict[str, str]:
     pub = f"(({token_of}) % {publishers}) + 1"
-    subject = "'seed-org-' || " + sql.text(f"({pub}) / 50") + " || '/seed-repo-' || " + sql.text(
-        pub
+    subject = (
+        "'seed-org-' || " + sql.text(f"({pub}) / 50") + " || '/seed-repo-' || " + sql.text(pub)
     )
     return {
         "id": f"{ev0} + i",
