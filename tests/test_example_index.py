@@ -225,6 +225,10 @@ def test_duplicate_file_is_rejected_like_pypi(client: Any, staff: Any) -> None:
     assert (
         upload(client, "demo-1.0.tar.gz", name="demo", version="1.0", auth=auth).status_code == 200
     )
+    # The very same file again (a re-run release job): accepted like PyPI, stored once.
+    same = upload(client, "demo-1.0.tar.gz", name="demo", version="1.0", auth=auth)
+    assert same.status_code == 200
+    assert File.objects.count() == 1
     different = sdist_bytes("demo-1.0.tar.gz", extra={"demo-1.0/README": b"changed"})
     again = upload(client, "demo-1.0.tar.gz", name="demo", version="1.0", auth=auth,
                    content=different)
@@ -380,6 +384,14 @@ def test_simple_html_by_default(client: Any, published: bytes) -> None:
     assert '<meta name="pypi:repository-version" content="1.1">' in html
     index = client.get("/simple/")
     assert '<a href="/simple/foo-bar/">Foo_Bar</a>' in index.content.decode()
+
+
+def test_simple_page_under_the_upload_url_for_hatch(client: Any, published: bytes) -> None:
+    # hatch publish reads <upload URL>/+simple/<project>/ to skip files already uploaded.
+    response = client.get("/legacy/+simple/foo-bar/")
+    assert response.status_code == 200
+    assert response.content == client.get("/simple/foo-bar/").content
+    assert client.get("/legacy/+simple/no-such-project/").status_code == 404
 
 
 def test_simple_json_for_pip_accept_header(client: Any, published: bytes) -> None:

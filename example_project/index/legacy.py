@@ -278,13 +278,12 @@ def _store(request: HttpRequest, uploader: Uploader, upload: _Upload) -> File:
 
 def _write(uploader: Uploader, upload: _Upload, project: Project | None) -> File:
     # Compared normalised: "Kit-2.0.tar.gz", "kit-2.0.tar.gz" and "kit-2.tar.gz" are one file.
-    existing = (
-        File.objects.filter(normalized_filename=upload.normalized_filename)
-        .values_list("filename", flat=True)
-        .first()
-    )
+    existing = File.objects.filter(normalized_filename=upload.normalized_filename).first()
     if existing is not None:
-        raise UploadError(400, f"File already exists ({existing!r}). {FILE_REUSE_HELP}")
+        if existing.filename == upload.filename and existing.sha256 == upload.sha256:
+            # PyPI: the very same file again (a re-run release job) is accepted, not stored twice.
+            return existing
+        raise UploadError(400, f"File already exists ({existing.filename!r}). {FILE_REUSE_HELP}")
     if project is None:
         project = Project.objects.create(name=upload.name, created_by=uploader.label[:200])
         project.maintainers.add(uploader.user)

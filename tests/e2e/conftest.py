@@ -378,3 +378,25 @@ def twine_upload(server, env, token: str, files, *extra: str):  # type: ignore[n
             "TWINE_NON_INTERACTIVE": "1",
         },
     )
+
+
+def client_versions() -> list[str]:
+    """The client versions this run tests (docs/clients.md names the ones verified)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("uv", "twine", "pdm", "hatch", "poetry", "flit", "maturin", "id"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} (missing)")
+    return found
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return "e2e clients: " + ", ".join(client_versions())
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    # Also under -q, which hides the header.
+    terminalreporter.write_line("e2e clients tested: " + ", ".join(client_versions()))

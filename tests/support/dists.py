@@ -46,16 +46,27 @@ def _metadata(name: str, version: str, requires_python: str) -> str:
 
 
 def make_wheel(
-    name: str, version: str, outdir: Path, *, requires_python: str = ">=3.9", payload: str = ""
+    name: str,
+    version: str,
+    outdir: Path,
+    *,
+    requires_python: str = ">=3.9",
+    payload: str = "",
+    tag: str = "py3-none-any",
+    extra: bytes = b"",
 ) -> Dist:
+    """A pure wheel; ``tag`` names it (``py311-none-any``…, several wheels for one release) and
+    ``extra`` adds a stored (uncompressed) data file of those bytes (large-upload tests)."""
     module = _module(name)
     dist_info = f"{module}-{version}.dist-info"
     files = {
         f"{module}/__init__.py": f'__version__ = "{version}"\n{payload}'.encode(),
         f"{dist_info}/METADATA": _metadata(name, version, requires_python).encode(),
         f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: e2e\nRoot-Is-Purelib: true\n"
-        b"Tag: py3-none-any\n",
+        + f"Tag: {tag}\n".encode(),
     }
+    if extra:
+        files[f"{module}/blob.bin"] = extra
     record = []
     for path, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
@@ -63,10 +74,12 @@ def make_wheel(
     record.append(f"{dist_info}/RECORD,,")
     files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
     outdir.mkdir(parents=True, exist_ok=True)
-    target = outdir / f"{module}-{version}-py3-none-any.whl"
+    target = outdir / f"{module}-{version}-{tag}.whl"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for path, data in files.items():
             info = zipfile.ZipInfo(path, date_time=(2024, 1, 1, 0, 0, 0))
+            if path.endswith("blob.bin"):
+                info.compress_type = zipfile.ZIP_STORED
             info.external_attr = 0o644 << 16
             archive.writestr(info, data)
     return Dist(target)
