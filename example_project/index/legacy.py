@@ -28,6 +28,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from trusted_publishing.names import is_valid_project_name, normalize_project_name
+from trusted_publishing.permissions import accepts_upload_tokens
 from trusted_publishing.uploads import check_trusted_upload
 
 from .auth import NotAuthenticated, Throttled, Uploader, authenticate_uploader
@@ -330,6 +331,7 @@ def _release(project: Project, version: Version) -> Release:
 
 @csrf_exempt
 @require_POST
+@accepts_upload_tokens  # the one view of this index where a minted token is a credential
 def upload(request: HttpRequest) -> HttpResponse:
     try:
         uploader = authenticate_uploader(request)
