@@ -105,7 +105,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "are used: the benchmark creates its own databases. Without one: SQLite, and the "
         "PostgreSQL figures (3, 5) are not measured.",
     )
-    parser.add_argument("--pg-database", default="tp_bench", help="database name to (re)create")
+    parser.add_argument(
+        "--pg-database",
+        help="name of the database to (re)create and drop at the end (default: tp_bench_<run "
+        "id>, so concurrent runs on one server never touch each other's)",
+    )
     parser.add_argument(
         "--cache-url",
         default=os.environ.get("CACHE_URL", ""),
@@ -250,11 +254,15 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+        # The near-empty twin figure 4 alternates with (same server, same settings).
+        empty_url = f"sqlite:///{workdir / 'bench-empty.sqlite3'}"
         if pg:
+            name = args.pg_database or f"tp_bench_{run_id}"
             try:
                 database_url, results["postgresql_version"] = prepare_postgres(
-                    args.database_url, args.pg_database
+                    args.database_url, name
                 )
+                empty_url, _ = prepare_postgres(args.database_url, f"{name}_empty")
             except Exception as exc:
                 results["backend"] = {"error": f"cannot prepare PostgreSQL: {exc}"[:300]}
         results["database"] = "postgresql" if pg else "sqlite"
@@ -277,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = {
                 "name": results["database"],
                 "database_url": database_url,
+                "empty_database_url": empty_url,
                 "cache_url": cache_url,
                 "cache_prefix": f"tpbench-{run_id}",
                 "log_dir": str(log_dir),
@@ -287,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if pg:
                 drop_postgres(database_url)
+                drop_postgres(empty_url)
         if not args.skip_release:
             spec = {
                 "outer_database_url": args.database_url if pg else "",

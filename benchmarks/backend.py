@@ -75,7 +75,6 @@ class Run:
         from django.db import connection
 
         from .idp import CountingIdP
-        from .inprocess import PROJECT
 
         started = time.perf_counter()
         call_command("migrate", verbosity=0, interactive=False)
@@ -87,32 +86,13 @@ class Run:
         with CountingIdP() as idp:
             self.idp = idp
             t0 = time.perf_counter()
-            call_command(
-                "trusted_publishing",
-                "add-issuer",
-                "--provider",
-                "github",
-                "--url",
-                idp.url,
-                "--name",
-                "benchmark issuer",
-                stdout=_Null(),
-            )
-            call_command(
-                "trusted_publishing",
-                "add-publisher",
-                "--provider",
-                "github",
-                "--issuer",
-                idp.url,
-                "--repository",
-                idp.repository,
-                "--workflow",
-                idp.workflow,
-                "--project",
-                PROJECT,
-                stdout=_Null(),
-            )
+            self.register()
+            # The near-empty twin of the database, for figure 4's interleaved rounds: set up
+            # now, before the cold start, so it costs the identity provider nothing later.
+            self.use("empty")
+            call_command("migrate", verbosity=0, interactive=False)
+            self.register()
+            self.use("main")
             self.cold_start()
             self.done("cold start", t0)
 
@@ -138,6 +118,32 @@ class Run:
             self.save()
         _forget_cache_keys(self.spec["cache_prefix"])
 
+    def register(self) -> None:
+        """The issuer and the publisher, with the operator CLI."""
+        from django.core.management import call_command
+
+        from .inprocess import PROJECT
+
+        idp = self.idp
+        call_command(
+            "trusted_publishing", "add-issuer", "--provider", "github", "--url", idp.url,
+            "--name", "benchmark issuer", stdout=_Null(),
+        )  # fmt: skip
+        call_command(
+            "trusted_publishing", "add-publisher", "--provider", "github", "--issuer", idp.url,
+            "--repository", idp.repository, "--workflow", idp.workflow, "--project", PROJECT,
+            stdout=_Null(),
+        )  # fmt: skip
+
+    def use(self, which: str) -> None:
+        """Point the default connection at the main database or at its near-empty twin."""
+        import environ
+        from django.db import connection
+
+        url = self.spec["database_url" if which == "main" else "empty_database_url"]
+        connection.close()
+        connection.settings_dict["NAME"] = environ.Env.db_url_config(url)["NAME"]
+
     def cold_start(self) -> None:
         from .inprocess import mint
 
@@ -148,27 +154,30 @@ class Run:
         self.result["idp"] = {"cold": self.idp.fetches(), "cold_mint_ms": summary["max_ms"]}
         self.idp.reset_counts()
 
-    def inprocess(self, label: str) -> dict[str, Any]:
+    def one_round(self, runs: dict[str, list[dict[str, Any]]], errors: list[str]) -> None:
+        """Sign fresh tokens; bare decode, mint each, upload two files with each minted token,
+        check the password: one round of figures 1, 4 and 7."""
+        from . import inprocess as ip
+
+        tokens = self.idp.sign(int(self.sizes["mints_per_round"]))
+        runs["decode"].append(ip.bare_decode(self.idp, tokens, self.limit))
+        summary, minted, errs = ip.mint(tokens, self.limit)
+        runs["mint"].append(summary)
+        errors += errs
+        every, first, errs = ip.uploads(minted, self.limit)
+        runs["upload"].append(every)
+        runs["upload_first"].append(first)
+        errors += errs
+        runs["password"].append(
+            ip.password_check(int(self.sizes["password_checks_per_round"]), self.limit)
+        )
+
+    def summarise(
+        self, runs: dict[str, list[dict[str, Any]]], errors: list[str], label: str
+    ) -> dict[str, Any]:
         from . import inprocess as ip
         from .stats import best_round
 
-        rounds = int(self.sizes["rounds"])
-        n = int(self.sizes["mints_per_round"])
-        runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        errors: list[str] = []
-        for _ in range(rounds):
-            tokens = self.idp.sign(n)
-            runs["decode"].append(ip.bare_decode(self.idp, tokens, self.limit))
-            summary, minted, errs = ip.mint(tokens, self.limit)
-            runs["mint"].append(summary)
-            errors += errs
-            every, first, errs = ip.uploads(minted, self.limit)
-            runs["upload"].append(every)
-            runs["upload_first"].append(first)
-            errors += errs
-            runs["password"].append(
-                ip.password_check(int(self.sizes["password_checks_per_round"]), self.limit)
-            )
         out: dict[str, Any] = {key: best_round(values) for key, values in runs.items()}
         out["errors"] = len(errors)
         out["error_samples"] = errors[:3]
@@ -182,6 +191,13 @@ class Run:
             f"{out['password']['median_ms']:.1f} ms, errors {len(errors)}",
         )
         return out
+
+    def inprocess(self, label: str) -> dict[str, Any]:
+        runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        errors: list[str] = []
+        for _ in range(int(self.sizes["rounds"])):
+            self.one_round(runs, errors)
+        return self.summarise(runs, errors, label)
 
     def http(self) -> dict[str, Any]:
         from django.db import connections
@@ -278,7 +294,23 @@ class Run:
         )
         self.result["history_seed"] = seeded
         self.save()
-        self.result["history"] = self.inprocess("with history")
+        # Rounds alternate between the near-empty twin and the database with history, so a
+        # change in the machine's load meanwhile affects both sides of the ratio alike.
+        runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+            "empty": defaultdict(list),
+            "main": defaultdict(list),
+        }
+        errors: dict[str, list[str]] = {"empty": [], "main": []}
+        for _ in range(int(sizes["rounds"])):
+            for which in ("empty", "main"):
+                self.use(which)
+                self.one_round(runs[which], errors[which])
+        self.use("empty")
+        self.result["history_baseline"] = self.summarise(
+            runs["empty"], errors["empty"], "near-empty twin, interleaved"
+        )
+        self.use("main")
+        self.result["history"] = self.summarise(runs["main"], errors["main"], "with history")
 
     def purge(self) -> dict[str, Any]:
         from django.db import connections
