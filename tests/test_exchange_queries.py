@@ -102,9 +102,9 @@ def test_other_publishers_are_really_candidates_for_their_own_tokens(
     assert IssuedToken.objects.get().projects == ["project-2", "widgets"]
 
 
-#: SELECT token (authentication); SAVEPOINT, UPDATE token (claim), SELECT token + publisher,
-#: SELECT project, UPDATE token (save), RELEASE; INSERT audit.
-UPLOAD = 8
+#: SELECT token + publisher, SELECT provider row (authentication); SAVEPOINT, UPDATE token
+#: (claim), SELECT token + publisher, SELECT project, UPDATE token (save), INSERT audit, RELEASE.
+UPLOAD = 9
 
 
 def test_upload_statements_are_bounded_and_independent_of_history(
@@ -124,7 +124,7 @@ def test_upload_statements_are_bounded_and_independent_of_history(
     assert len(measured_upload()) == len(before)
 
 
-def test_cold_authentication_is_one_query(
+def test_authentication_is_two_indexed_lookups(
     client: Any, github_issuer: TestIssuer, github_publisher: GitHubPublisher
 ) -> None:
     raw = assert_minted(post_mint(client, github_issuer.sign(github_issuer.github_claims())))
@@ -132,7 +132,9 @@ def test_cold_authentication_is_one_query(
         principal = authenticate_upload_token(raw)
         assert principal is not None
         assert principal.publisher.repository == "acme/widgets"  # no lazy load afterwards
-    assert len(queries) == 1
+    # The token with its base publisher, then that publisher's own provider row: two primary-
+    # key or unique lookups instead of a join of every provider's table.
+    assert len(queries) == 2
 
 
 # --- every written row is visible to receivers and query capture ----------------------------------

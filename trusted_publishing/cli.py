@@ -44,6 +44,12 @@ logger = logging.getLogger("trusted_publishing.cli")
 
 ADD_ISSUER_HINT = "add it with `trusted_publishing add-issuer` or in admin → Trusted issuers"
 
+#: The indexed column each purge set is selected by.
+_PURGE_ORDER = {
+    "used_identity_tokens": "expires_at",
+    "issued_tokens": "expires_at",
+    "audit_events": "created_at",
+}
 #: Rows deleted per transaction by `purge`.
 PURGE_BATCH_SIZE = 1000
 
@@ -611,9 +617,11 @@ def purge(
             counts[label] = queryset.count()
             continue
         counts[label] = 0
+        # Walk the index the filter uses (expiry or time), not the primary key.
+        order = _PURGE_ORDER.get(label, "pk")
         while True:
             with transaction.atomic():
-                batch = list(queryset.order_by("pk").values_list("pk", flat=True)[:batch_size])
+                batch = list(queryset.order_by(order).values_list("pk", flat=True)[:batch_size])
                 if batch:
                     queryset.model.objects.filter(pk__in=batch).delete()
             counts[label] += len(batch)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,7 +28,6 @@ from .errors import UploadDenied
 from .exchange import hash_token
 from .integration import get_integration
 from .models import AuditEvent, IssuedToken
-from .models.publishers import PUBLISHER_MODELS
 from .names import normalize_project_name
 from .principal import PublisherPrincipal
 
@@ -41,10 +40,6 @@ NO_NEW_PROJECTS = (
     "using a pending publisher but specifying the project name incorrectly (either in the "
     "publisher or in your project's metadata). Please ensure that both match."
 )
-#: The token's publisher with its provider row, in the token's one query.
-_WITH_PUBLISHER = ["publisher"] + [
-    f"publisher__{model._meta.model_name}" for model in PUBLISHER_MODELS.values()
-]
 
 
 def looks_like_token(raw: object) -> bool:
@@ -61,10 +56,13 @@ def authenticate_upload_token(raw: object) -> PublisherPrincipal | None:
     if not looks_like_token(raw):
         return None
     assert isinstance(raw, str)
+    # Two indexed lookups (the token with its base publisher, then that publisher's provider
+    # row): cheaper for the database to plan than one join of every provider's table.
     token = (
         IssuedToken.objects.live()
         .filter(digest=hash_token(raw), publisher__enabled=True)
-        .select_related(*_WITH_PUBLISHER)
+        .select_related("publisher")
+        .order_by()
         .first()
     )
     if token is None:
@@ -84,7 +82,7 @@ class _Refused(Exception):
     """Rolls back the use just recorded (see authorize_upload)."""
 
 
-def _record_use(principal: PublisherPrincipal, project: str) -> str:
+def _record_use(principal: PublisherPrincipal, project: str, record: Callable[..., object]) -> str:
     """Record one upload with the token if it may still upload to ``project``; else why not.
 
     The use is claimed with a single-table conditional update: its WHERE is re-checked against
@@ -112,12 +110,13 @@ def _record_use(principal: PublisherPrincipal, project: str) -> str:
             token.last_used_at = now
             token.upload_count += 1
             token.save(update_fields=["used_at", "last_used_at", "upload_count"])
+            record("", within_own_block=True)  # committed with the use it records
     except _Refused as exc:
         return str(exc)
     return ""
 
 
-def record_decision(**fields: Any) -> AuditEvent:
+def record_decision(*, within_own_block: bool = False, **fields: Any) -> AuditEvent:
     """Write an upload decision's audit event so that it survives the host's transaction.
 
     Hosts call ``authorize_upload`` inside the transaction that stores the file, and a host
@@ -127,7 +126,7 @@ def record_decision(**fields: Any) -> AuditEvent:
     connection fail) it is written in the caller's transaction.
     """
     alias = router.db_for_write(AuditEvent)
-    if _inside_host_transaction(alias):
+    if _inside_host_transaction(alias, skip=1 if within_own_block else 0):
         try:
             with _own_connection(alias) as own:
                 return AuditEvent.objects.using(own).create(**fields)
@@ -136,13 +135,15 @@ def record_decision(**fields: Any) -> AuditEvent:
     return AuditEvent.objects.create(**fields)
 
 
-def _inside_host_transaction(alias: str) -> bool:
+def _inside_host_transaction(alias: str, skip: int = 0) -> bool:
+    """True inside a transaction the host opened (``skip``: innermost blocks that are ours)."""
     connection = connections[alias]
-    if connection.vendor == "sqlite" or not connection.in_atomic_block:
+    blocks = connection.atomic_blocks[: len(connection.atomic_blocks) - skip]
+    if connection.vendor == "sqlite" or not blocks:
         return False
     # Inside Django's TestCase the test's own transaction would hide a second connection's
     # rows from the test (and TestCase forbids other connections): stay in the caller's.
-    return not any(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+    return not any(getattr(block, "_from_testcase", False) for block in blocks)
 
 
 @contextmanager
@@ -168,6 +169,26 @@ def authorize_upload(
     """Allow ``principal`` to upload one file to ``project_name`` or raise UploadDenied."""
     project = normalize_project_name(project_name)
     integration = get_integration()
+    publisher = principal.publisher
+    recorded: list[str] = []
+
+    def record(reason: str, *, within_own_block: bool = False) -> None:
+        record_decision(
+            within_own_block=within_own_block,
+            kind=AuditEvent.Kind.UPLOAD_DENIED if reason else AuditEvent.Kind.UPLOAD_AUTHORISED,
+            outcome=AuditEvent.Outcome.FAILURE if reason else AuditEvent.Outcome.SUCCESS,
+            error_code="upload-denied" if reason else "",
+            message=reason or f"upload to {project} authorised",
+            issuer_url=principal.issuer_url,
+            publisher_id=publisher.pk,
+            publisher_label=publisher.describe()[:400],
+            token_id=principal.token_id,
+            projects=[project],
+            claims=principal.claims,
+            remote_addr=integration.client_address(request) if request is not None else None,
+        )
+        recorded.append(reason)
+
     if project not in principal.projects:
         reason = f"the token may not upload to project {project!r}"
     elif integration.missing_projects([project]):
@@ -177,22 +198,9 @@ def authorize_upload(
     elif not integration.may_upload(principal, project):
         reason = f"the index does not accept uploads to project {project!r}"
     else:
-        reason = _record_use(principal, project)
-
-    publisher = principal.publisher
-    record_decision(
-        kind=AuditEvent.Kind.UPLOAD_DENIED if reason else AuditEvent.Kind.UPLOAD_AUTHORISED,
-        outcome=AuditEvent.Outcome.FAILURE if reason else AuditEvent.Outcome.SUCCESS,
-        error_code="upload-denied" if reason else "",
-        message=reason or f"upload to {project} authorised",
-        issuer_url=principal.issuer_url,
-        publisher_id=publisher.pk,
-        publisher_label=publisher.describe()[:400],
-        token_id=principal.token_id,
-        projects=[project],
-        claims=principal.claims,
-        remote_addr=integration.client_address(request) if request is not None else None,
-    )
+        reason = _record_use(principal, project, record)
+    if reason or not recorded:
+        record(reason)  # refusals: after the claim (if any) rolled back
     if reason:
         signals.upload_denied.send(
             sender=PublisherPrincipal,

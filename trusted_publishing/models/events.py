@@ -38,9 +38,11 @@ class AuditEvent(models.Model):
         db_constraint=False,
     )
     publisher_label = models.CharField(_("publisher"), max_length=400, blank=True)
+    # DO_NOTHING (no database constraint either): an event keeps the id of a token that
+    # `purge` deleted, and deleting expired tokens rewrites no audit row.
     token = models.ForeignKey(
         "trusted_publishing.IssuedToken",
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         null=True,
         blank=True,
         related_name="+",
