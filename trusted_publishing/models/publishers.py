@@ -34,18 +34,6 @@ PROJECT_RECREATED = (
 )
 
 
-class PublisherQuerySet(models.QuerySet["Publisher"]):
-    """A publisher's states, defined once for the exchange, uploads, admin and CLI."""
-
-    def can_mint(self) -> PublisherQuerySet:
-        """Enabled, and either ordinary or pending and not yet expired."""
-        return self.filter(enabled=True).exclude(pending_expires_at__lte=timezone.now())
-
-    def may_upload_to(self, project: str) -> PublisherQuerySet:
-        """Enabled, ordinary (not pending) and registered for ``project`` right now."""
-        return self.filter(enabled=True, pending_expires_at__isnull=True, projects__name=project)
-
-
 class Publisher(models.Model):
     provider = models.CharField(
         _("provider"), max_length=32, choices=Provider.choices, editable=False
@@ -73,8 +61,6 @@ class Publisher(models.Model):
         verbose_name=_("created by"),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
-
-    objects = PublisherQuerySet.as_manager()
 
     provider_id: ClassVar[str] = ""
 
@@ -136,12 +122,13 @@ class Publisher(models.Model):
 
     @property
     def can_mint(self) -> bool:
-        """The instance form of :meth:`PublisherQuerySet.can_mint`."""
+        """Enabled, and either ordinary or pending and not yet expired (defined once: the
+        exchange, admin and CLI ask this)."""
         return self.enabled and not self.pending_expired
 
     def upload_refusal(self, project: str) -> str:
-        """Why this publisher may not upload to ``project`` now ("" if it may); the instance
-        form of :meth:`PublisherQuerySet.may_upload_to`."""
+        """Why this publisher may not upload to ``project`` now ("" if it may): enabled, not
+        pending, registered for the project, and that project is still the host's same one."""
         if not self.enabled:
             return "the token's publisher is disabled"
         if self.is_pending:

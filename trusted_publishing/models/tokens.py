@@ -78,9 +78,5 @@ class IssuedToken(models.Model):
         return "live"
 
     @property
-    def is_live(self) -> bool:
-        return self.state == "live"
-
-    @property
     def features(self) -> list[str]:
         return [self.Feature.SINGLE_USE if self.single_use else self.Feature.MULTI_USE]

@@ -25,7 +25,7 @@ from .base import (
     ref_after,
     require_environment,
 )
-from .spec import CliOption, Column, ProviderSpec, Split
+from .spec import ENVIRONMENT_OPTION, CliOption, Column, ProviderSpec, Split
 
 
 def check_repository(
@@ -229,12 +229,7 @@ GITHUB = ProviderSpec(
             help="OWNER/REPO (GitHub)",
         ),
         CliOption("workflow", "workflow_filename", help="workflow file name (GitHub)"),
-        CliOption(
-            "environment",
-            "environment",
-            help="deployment environment (optional)",
-            required=False,
-        ),
+        ENVIRONMENT_OPTION,
     ),
     admin_columns=(
         Column("repository", _("repository")),

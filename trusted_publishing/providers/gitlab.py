@@ -19,7 +19,7 @@ from .base import (
     ref_after,
     require_environment,
 )
-from .spec import CliOption, Column, ProviderSpec, Split
+from .spec import ENVIRONMENT_OPTION, CliOption, Column, ProviderSpec, Split
 
 
 def _issuer_host(issuer: TrustedIssuer) -> str:
@@ -206,12 +206,7 @@ GITLAB = ProviderSpec(
             help="GROUP/PROJECT (GitLab)",
         ),
         CliOption("workflow", "workflow_filepath", help="CI config path (GitLab)"),
-        CliOption(
-            "environment",
-            "environment",
-            help="deployment environment (optional)",
-            required=False,
-        ),
+        ENVIRONMENT_OPTION,
     ),
     admin_columns=(
         Column("project_path", _("project path")),

@@ -48,6 +48,12 @@ class CliOption:
         return self.name.replace("-", "_")
 
 
+#: ``--environment``: the CI deployment environment, optional, for the providers that have one.
+ENVIRONMENT_OPTION = CliOption(
+    "environment", "environment", help="deployment environment (optional)", required=False
+)
+
+
 @dataclass(frozen=True)
 class Column:
     """An admin changelist column shown from a model property (sorted by ``ordering``)."""
